@@ -1,0 +1,319 @@
+//! Coroutine stacks: mmap'd, fixed size, reused through a bounded pool.
+//!
+//! # Two kinds of stack, never mixed silently
+//! - **Guarded** (the default): one mapping per stack, `MAP_NORESERVE` so
+//!   untouched pages cost nothing, with its lowest page made `PROT_NONE`.
+//!   Running off the end faults in the guard page; the handler in
+//!   [`guard`] recognises the page, prints
+//!   `coroutine <id> has overflowed its stack (stack size N bytes)` and
+//!   aborts. The price: the `mprotect` splits the mapping in two, and Linux
+//!   allows `vm.max_map_count` mappings per process (65530 by default), so at
+//!   most ~32,000 guarded stacks exist at once.
+//! - **Unguarded** (opt-in, `stack_guard(false)`): stacks carved out of large
+//!   shared mappings ("slabs", one mapping for many stacks), so hundreds of
+//!   thousands fit without a sysctl. There is no guard page: the lowest
+//!   [`CANARY_BYTES`] of each stack must stay zero, and they are checked every
+//!   time the coroutine switches away. A non-zero byte there aborts with the
+//!   coroutine's id. This is weaker than a guard page: an overflow has already
+//!   written into the neighbouring stack by the time it is seen, and a frame
+//!   that skips the canary without writing it is not seen at all.
+//!
+//! # Layout
+//! ```text
+//!  guarded:    | guard page (PROT_NONE) | usable size ............... | <- top
+//!  unguarded:  | canary (zero) | usable ........................... | <- top
+//!              ^ previous stack of the slab ends here
+//! ```
+//!
+//! # Reuse
+//! Freed stacks go to a pool (bounded by [`POOL_LIMIT`] per size and kind);
+//! beyond the bound guarded stacks are unmapped and unguarded ones have
+//! their pages released and return to their slab's free list. Before a stack
+//! is pooled, a probe word [`KEEP_BYTES`] below its top tells whether it was
+//! used deeper than that; if so its deep pages are released with
+//! `MADV_DONTNEED`, so a burst of deep recursion does not pin RSS forever.
+
+mod guard;
+mod pool;
+mod slab;
+
+use std::{
+    io,
+    ptr::NonNull,
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+pub(crate) use self::guard::ensure_altstack;
+use self::guard::GuardSlot;
+pub(crate) use self::pool::{put, take};
+
+/// Default usable size of a coroutine stack: 256 KiB of address space.
+///
+/// Go starts goroutines at a few KiB and grows them; gort's stacks cannot
+/// grow, so the reservation has to cover deep Rust code (formatting,
+/// unwinding and backtrace symbolisation alone take tens of KiB). Only
+/// touched pages count towards memory, so a large reservation costs address
+/// space, not RSS.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Smallest usable stack size accepted; smaller requests are an error.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// Largest usable stack size accepted (1 GiB); larger requests are an error.
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Most stacks of one size and kind kept for reuse.
+pub const POOL_LIMIT: usize = 1024;
+
+/// Top of a stack never released when it is pooled.
+pub const KEEP_BYTES: usize = 32 * 1024;
+
+/// Bytes at the bottom of an unguarded stack that must remain zero.
+pub const CANARY_BYTES: usize = 32;
+
+pub(crate) fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if p > 0 { p as usize } else { 4096 }
+    })
+}
+
+/// A validated request for a stack: usable size in whole pages, and kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StackSpec {
+    size: usize,
+    guard: bool,
+}
+
+impl StackSpec {
+    /// Checks a requested size (rounded up to whole pages).
+    pub(crate) fn new(size: usize, guard: bool) -> io::Result<Self> {
+        if size < MIN_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("coroutine stack size {size} bytes is below the minimum of {MIN_STACK_SIZE} bytes"),
+            ));
+        }
+        if size > MAX_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("coroutine stack size {size} bytes is above the maximum of {MAX_STACK_SIZE} bytes"),
+            ));
+        }
+        let page = page_size();
+        Ok(StackSpec { size: size.div_ceil(page) * page, guard })
+    }
+
+    /// Usable bytes.
+    pub(crate) fn size(self) -> usize {
+        self.size
+    }
+
+    /// Whether the stack has a guard page.
+    pub(crate) fn guarded(self) -> bool {
+        self.guard
+    }
+}
+
+impl Default for StackSpec {
+    fn default() -> Self {
+        StackSpec { size: DEFAULT_STACK_SIZE, guard: true }
+    }
+}
+
+/// Counters of the stack layer, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackStats {
+    /// Guarded stacks currently mapped (two kernel mappings each).
+    pub guarded_mapped: usize,
+    /// Stacks of either kind sitting in the pool.
+    pub pooled: usize,
+    /// Unguarded stacks ever carved out of slabs (slabs are kept).
+    pub slab_stacks: usize,
+    /// Fresh mappings made since start (guarded stacks plus slabs).
+    pub maps: usize,
+}
+
+static GUARDED_MAPPED: AtomicUsize = AtomicUsize::new(0);
+static MAPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Current counters of the stack layer.
+pub fn stats() -> StackStats {
+    StackStats {
+        guarded_mapped: GUARDED_MAPPED.load(Ordering::Relaxed),
+        pooled: pool::pooled(),
+        slab_stacks: slab::carved(),
+        maps: MAPS.load(Ordering::Relaxed),
+    }
+}
+
+/// A coroutine stack. Dropping it releases it for good (unmaps a guarded
+/// stack, returns an unguarded one to its slab); [`put`] pools it instead.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    /// Exclusive high end; 16-byte aligned (page aligned, in fact).
+    top: NonNull<u8>,
+    spec: StackSpec,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// Owns its mapping: guard page first, then `spec.size` usable bytes.
+    Guarded { _map: memmap2::MmapMut, slot: Option<GuardSlot> },
+    /// Carved from a slab that lives as long as the process.
+    Slab,
+}
+
+// SAFETY: a Stack is plain memory owned by whoever holds the value; moving it
+// to another thread moves that ownership.
+unsafe impl Send for Stack {}
+
+impl Stack {
+    /// A stack for `spec`, from the pool if one is there, else fresh.
+    pub(crate) fn new(spec: StackSpec) -> io::Result<Stack> {
+        match take(spec) {
+            Some(s) => Ok(s),
+            None if spec.guard => Stack::map_guarded(spec),
+            None => slab::carve(spec),
+        }
+    }
+
+    fn map_guarded(spec: StackSpec) -> io::Result<Stack> {
+        let page = page_size();
+        let len = spec.size + page;
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .stack()
+            .no_reserve_swap()
+            .map_anon()
+            .map_err(|e| mapping_error(e, "map", len))?;
+        let low = map.as_ptr().cast_mut();
+        // SAFETY: the first page lies inside the mapping we own.
+        if unsafe { libc::mprotect(low.cast(), page, libc::PROT_NONE) } != 0 {
+            return Err(mapping_error(io::Error::last_os_error(), "protect the guard page of", len));
+        }
+        MAPS.fetch_add(1, Ordering::Relaxed);
+        GUARDED_MAPPED.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `len` bytes are mapped from `low`.
+        let top = unsafe { NonNull::new_unchecked(low.add(len)) };
+        let mut stack = Stack { top, spec, kind: Kind::Guarded { _map: map, slot: None } };
+        let slot = guard::register(low as usize, spec.size)?;
+        if let Kind::Guarded { slot: s, .. } = &mut stack.kind {
+            *s = Some(slot);
+        }
+        Ok(stack)
+    }
+
+    /// Exclusive high end of the stack.
+    pub(crate) fn top(&self) -> *mut u8 {
+        self.top.as_ptr()
+    }
+
+    /// Lowest usable address (above the guard page or the canary).
+    pub(crate) fn bottom(&self) -> *mut u8 {
+        let canary = if self.spec.guard { 0 } else { CANARY_BYTES };
+        self.top.as_ptr().wrapping_sub(self.spec.size).wrapping_add(canary)
+    }
+
+    pub(crate) fn spec(&self) -> StackSpec {
+        self.spec
+    }
+
+    /// Records the coroutine now running on this stack, for the overflow
+    /// report of a guarded stack.
+    pub(crate) fn set_owner(&self, id: u64) {
+        if let Kind::Guarded { slot: Some(s), .. } = &self.kind {
+            guard::set_owner(s, id);
+        }
+    }
+
+    /// The canary of an unguarded stack, `None` for a guarded one. Checked
+    /// with [`canary_intact`] at every switch away from its coroutine.
+    pub(crate) fn canary(&self) -> Option<NonNull<[u64; CANARY_BYTES / 8]>> {
+        match self.kind {
+            Kind::Guarded { .. } => None,
+            Kind::Slab => NonNull::new(self.top.as_ptr().wrapping_sub(self.spec.size).cast()),
+        }
+    }
+
+    /// Releases the pages of a stack that was used deeper than
+    /// [`KEEP_BYTES`]; returns whether it did.
+    fn release_deep_pages(&self) -> bool {
+        let low = self.top.as_ptr().wrapping_sub(self.spec.size);
+        let keep = KEEP_BYTES.min(self.spec.size);
+        let release = self.spec.size - keep;
+        if release == 0 {
+            return false;
+        }
+        // SAFETY: the probe lies inside the usable part of our own stack,
+        // which no coroutine is using now (the stack is being pooled).
+        let probe = unsafe { low.add(release).cast::<u64>().sub(1).read_volatile() };
+        if probe == 0 {
+            return false;
+        }
+        release_pages(low, release);
+        true
+    }
+}
+
+/// Reports whether an unguarded stack's canary is still all zero.
+///
+/// # Safety
+/// `canary` came from [`Stack::canary`] of a stack that is still allocated.
+#[inline(always)]
+pub(crate) unsafe fn canary_intact(canary: NonNull<[u64; CANARY_BYTES / 8]>) -> bool {
+    // SAFETY: forwarded from this function's contract.
+    let words = unsafe { canary.as_ptr().read_volatile() };
+    words.iter().fold(0, |a, w| a | w) == 0
+}
+
+/// Tells the kernel it may drop `len` bytes of pages at `low` (they read
+/// back as zeros).
+fn release_pages(low: *mut u8, len: usize) {
+    // SAFETY: callers pass a page-aligned range of a stack they own and that
+    // is not in use; MADV_DONTNEED on private anonymous memory only zeroes.
+    let r = unsafe { libc::madvise(low.cast(), len, libc::MADV_DONTNEED) };
+    debug_assert_eq!(r, 0, "madvise(MADV_DONTNEED) failed on a stack");
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        match &mut self.kind {
+            Kind::Guarded { slot, .. } => {
+                if let Some(s) = slot.take() {
+                    guard::unregister(s);
+                }
+                GUARDED_MAPPED.fetch_sub(1, Ordering::Relaxed);
+                // The mapping itself is unmapped by MmapMut's drop.
+            }
+            Kind::Slab => {
+                release_pages(self.top.as_ptr().wrapping_sub(self.spec.size), self.spec.size);
+                slab::give_back(self.spec, self.top);
+            }
+        }
+    }
+}
+
+/// The error returned when a stack cannot be mapped: names the cause and
+/// what to do about it.
+fn mapping_error(e: io::Error, what: &str, len: usize) -> io::Error {
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    io::Error::new(
+        e.kind(),
+        format!(
+            "cannot {what} a coroutine stack of {len} bytes: {e}. The process may have reached \
+             vm.max_map_count ({limit} mappings; each guarded stack takes 2) or its address-space \
+             limit (ulimit -v). Raise the first with `sysctl -w vm.max_map_count=N`, or use \
+             unguarded stacks (stack_guard(false)), which share mappings"
+        ),
+    )
+}

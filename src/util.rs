@@ -1,0 +1,96 @@
+//! Small helpers shared by every layer: fatal errors and async-signal-safe
+//! output.
+
+/// Writes `msg` to stderr and aborts. For broken runtime invariants, where
+/// unwinding would run user code on a state that no longer holds; the
+/// message starts with `runtime:` so it can be grepped.
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    let mut w = StackWriter::<256>::new();
+    w.push_str("fatal error: ");
+    w.push_str(msg);
+    w.push_str("\n");
+    w.write_to_stderr();
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Prints a one-line warning from the runtime to stderr.
+#[cold]
+pub(crate) fn warn(msg: &str) {
+    eprintln!("gort: {msg}");
+}
+
+/// A fixed buffer that formats text without allocating, then writes it with
+/// one `write(2)`: usable from a signal handler. Text that does not fit is
+/// cut off.
+pub(crate) struct StackWriter<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackWriter<N> {
+    pub(crate) fn new() -> Self {
+        StackWriter { buf: [0; N], len: 0 }
+    }
+
+    pub(crate) fn push_str(&mut self, s: &str) {
+        let n = s.len().min(N - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+    }
+
+    pub(crate) fn push_u64(&mut self, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            if self.len < N {
+                self.buf[self.len] = d;
+                self.len += 1;
+            }
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub(crate) fn write_to_stderr(&self) {
+        let mut rest = self.as_bytes();
+        while !rest.is_empty() {
+            // SAFETY: writes initialised bytes of our own buffer.
+            let n = unsafe { libc::write(libc::STDERR_FILENO, rest.as_ptr().cast(), rest.len()) };
+            if n <= 0 {
+                break;
+            }
+            rest = &rest[n as usize..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StackWriter;
+
+    #[test]
+    fn stack_writer_formats_and_truncates() {
+        let mut w = StackWriter::<64>::new();
+        w.push_str("coroutine ");
+        w.push_u64(0);
+        w.push_str(" / ");
+        w.push_u64(18_446_744_073_709_551_615);
+        assert_eq!(w.as_bytes(), b"coroutine 0 / 18446744073709551615");
+        let mut w = StackWriter::<4>::new();
+        w.push_str("abcdef");
+        w.push_u64(99);
+        assert_eq!(w.as_bytes(), b"abcd");
+    }
+}
