@@ -31,7 +31,10 @@ pub(crate) struct StackWriter<const N: usize> {
 
 impl<const N: usize> StackWriter<N> {
     pub(crate) fn new() -> Self {
-        StackWriter { buf: [0; N], len: 0 }
+        StackWriter {
+            buf: [0; N],
+            len: 0,
+        }
     }
 
     pub(crate) fn push_str(&mut self, s: &str) {

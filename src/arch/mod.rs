@@ -164,7 +164,10 @@ pub(crate) unsafe fn switch_to_parent(to: StackPointer, arg: usize) -> Transfer 
 /// The current context is a child and `to` a suspended child context that
 /// nothing else will resume.
 #[inline(always)]
-#[allow(dead_code, reason = "the scheduler's direct G→G hand-off is its first user")]
+#[allow(
+    dead_code,
+    reason = "the scheduler's direct G→G hand-off is its first user"
+)]
 pub(crate) unsafe fn switch_to_sibling(to: StackPointer, arg: usize) -> Transfer {
     // SAFETY: forwarded from this function's contract.
     unsafe { imp::switch_to_sibling(to, arg) }

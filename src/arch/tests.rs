@@ -129,7 +129,11 @@ fn sibling_switch_skips_the_parent() {
         // SAFETY: A is suspended and is only resumed here.
         let t = unsafe { switch_to_child(sp(shared.a.get()), i) };
         assert_eq!(t.arg, i * 2 + 3, "the word went main → A → B → main");
-        assert_eq!(shared.trail.get(), 12, "A ran, then B, and main did not run between");
+        assert_eq!(
+            shared.trail.get(),
+            12,
+            "A ran, then B, and main did not run between"
+        );
         assert!(sb.contains(t.from), "main was resumed by B");
         assert!(sa.contains(shared.a.get()), "B saw A as its switcher");
         shared.b.set(t.from);
@@ -147,7 +151,6 @@ struct McallRequest {
 unsafe extern "C" fn mcall_child(_arg: usize, from: *mut u8, _ctx: *mut u8) -> ! {
     let mut parent = sp(from);
     for round in 0usize.. {
-        let marker = 0u8;
         let req = McallRequest {
             f: |child, data| {
                 // On the parent's stack: our frame is far from the child's sp.
@@ -156,11 +159,15 @@ unsafe extern "C" fn mcall_child(_arg: usize, from: *mut u8, _ctx: *mut u8) -> !
                 assert!(distance > 64 * 1024, "callback ran on the child's stack");
                 data * 3
             },
-            data: round + (&raw const marker as usize & 0),
+            data: round,
         };
         // SAFETY: the parent is suspended; `req` lives until we are resumed.
         let t = unsafe { switch_to_parent(parent, &raw const req as usize) };
-        assert_eq!(t.arg, round * 3, "the parent handed back the callback's result");
+        assert_eq!(
+            t.arg,
+            round * 3,
+            "the parent handed back the callback's result"
+        );
         parent = sp(t.from);
     }
     unreachable!()
@@ -343,13 +350,19 @@ mod callee_saved {
         };
         let ctx: *mut u8 = (&raw const pair).cast_mut().cast();
         // SAFETY: aligned stack that outlives the context.
-        pair.child.set(unsafe { init_stack(stack.top(), child, ctx) }.as_ptr());
+        pair.child
+            .set(unsafe { init_stack(stack.top(), child, ctx) }.as_ptr());
         // First resume: the child starts and parks inside hold_patterns.
         resume_child(ctx);
         for round in 0..10_000u64 {
             // SAFETY: hold_patterns preserves the ABI's callee-saved set.
-            let m = unsafe { gort_test_hold_patterns(resume_child, ctx, 0xfeed_0000_0000 + round * 16) };
-            assert_eq!(m, 0, "parent registers clobbered (bitmask rbx,rbp,r12..r15)");
+            let m = unsafe {
+                gort_test_hold_patterns(resume_child, ctx, 0xfeed_0000_0000 + round * 16)
+            };
+            assert_eq!(
+                m, 0,
+                "parent registers clobbered (bitmask rbx,rbp,r12..r15)"
+            );
             assert_eq!(pair.child_mismatch.get(), 0, "child registers clobbered");
         }
     }

@@ -70,12 +70,12 @@ global_asm!(
     ".cfi_undefined rip",
     // Entered like a child's resume label: rsp is the switcher's stack,
     // rdx our saved stack pointer, rdi the word passed.
-    "mov rsi, rsp", //        from = the switcher's saved stack pointer
-    "mov rax, [rdx + 8]", //  entry
+    "mov rsi, rsp",        //        from = the switcher's saved stack pointer
+    "mov rax, [rdx + 8]",  //  entry
     "lea rsp, [rdx + 32]", // move to the aligned top of our stack
     "mov rdx, [rdx + 16]", // third argument: ctx
-    "xor ebp, ebp", //        end of the frame-pointer chain
-    "call rax", //            entry(arg, from, ctx), never returns
+    "xor ebp, ebp",        //        end of the frame-pointer chain
+    "call rax",            //            entry(arg, from, ctx), never returns
     "ud2",
     ".cfi_endproc",
     ".size gort_trampoline, . - gort_trampoline",

@@ -101,6 +101,10 @@ enum Outcome<Y, R> {
 /// The payload that unwinds a dropped coroutine's stack.
 struct ForcedUnwind;
 
+/// Marker type: `!Send`/`!Sync` (raw pointer) and covariant in nothing that
+/// would let a coroutine outlive its types.
+type NotSendSig<A, B> = (*mut (), fn(A) -> B);
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Gives out coroutine ids: unique in the process, never 0.
@@ -124,7 +128,10 @@ impl Default for Builder {
 impl Builder {
     /// Default settings: [`stack::DEFAULT_STACK_SIZE`], guard page on.
     pub fn new() -> Self {
-        Builder { stack_size: stack::DEFAULT_STACK_SIZE, stack_guard: true }
+        Builder {
+            stack_size: stack::DEFAULT_STACK_SIZE,
+            stack_guard: true,
+        }
     }
 
     /// Usable stack size in bytes (rounded up to whole pages); at least
@@ -174,7 +181,7 @@ pub struct Coroutine<I, Y, R> {
     canary: Option<NonNull<[u64; CANARY_BYTES / 8]>>,
     id: u64,
     started: bool,
-    _marker: PhantomData<(*mut (), fn(I) -> (Y, R))>,
+    _marker: PhantomData<NotSendSig<I, (Y, R)>>,
 }
 
 impl<I, Y, R> fmt::Debug for Coroutine<I, Y, R> {
@@ -213,13 +220,19 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // the trampoline's frame; the entry moves it out on first resume.
         let align = mem::align_of::<F>().max(arch::STACK_ALIGNMENT);
         let top = stack.top() as usize;
-        let f_at = top.checked_sub(mem::size_of::<F>()).map(|a| a & !(align - 1));
-        let room = f_at.and_then(|a| a.checked_sub(arch::INIT_FRAME_SIZE + stack.bottom() as usize));
+        let f_at = top
+            .checked_sub(mem::size_of::<F>())
+            .map(|a| a & !(align - 1));
+        let room =
+            f_at.and_then(|a| a.checked_sub(arch::INIT_FRAME_SIZE + stack.bottom() as usize));
         let (Some(f_at), Some(room)) = (f_at, room) else {
             stack::put(stack);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("the coroutine's closure ({} bytes) does not fit its stack", mem::size_of::<F>()),
+                format!(
+                    "the coroutine's closure ({} bytes) does not fit its stack",
+                    mem::size_of::<F>()
+                ),
             ));
         };
         if room < stack.spec().size() / 2 {
@@ -276,7 +289,9 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             Outcome::Yield(y) => CoroutineResult::Yield(y),
             Outcome::Exit(Exit::Return(r)) => CoroutineResult::Return(r),
             Outcome::Exit(Exit::Panic(p)) => panic::resume_unwind(p),
-            Outcome::Exit(Exit::Unwound) => unreachable!("a coroutine unwound without being dropped"),
+            Outcome::Exit(Exit::Unwound) => {
+                unreachable!("a coroutine unwound without being dropped")
+            }
         }
     }
 
@@ -356,7 +371,9 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
             Outcome::Yield(_) => {
                 // The coroutine caught its forced unwind and suspended again.
                 // Its frames are live: leak the stack rather than free them.
-                crate::util::warn("a dropped coroutine caught its forced unwind; its stack is leaked");
+                crate::util::warn(
+                    "a dropped coroutine caught its forced unwind; its stack is leaked",
+                );
                 self.sp = None;
                 self.canary = None;
                 mem::forget(self.stack.take());
@@ -372,7 +389,9 @@ fn overflowed(id: u64, size: usize) -> ! {
     w.push_u64(id);
     w.push_str(" has overflowed its stack (stack size ");
     w.push_u64(size as u64);
-    w.push_str(" bytes, unguarded: canary overwritten)\nfatal runtime error: stack overflow, aborting\n");
+    w.push_str(
+        " bytes, unguarded: canary overwritten)\nfatal runtime error: stack overflow, aborting\n",
+    );
     w.write_to_stderr();
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }
@@ -382,7 +401,7 @@ fn overflowed(id: u64, size: usize) -> ! {
 pub struct Yielder<I, Y> {
     /// The context that resumed us last, which `suspend` returns to.
     parent: Cell<StackPointer>,
-    _marker: PhantomData<(*mut (), fn(Y) -> I)>,
+    _marker: PhantomData<NotSendSig<Y, I>>,
 }
 
 impl<I, Y> fmt::Debug for Yielder<I, Y> {
@@ -403,9 +422,11 @@ impl<I, Y> Yielder<I, Y> {
         let value = ManuallyDrop::new(value);
         // SAFETY: `parent` is the suspended context that resumed us; it
         // moves the value out before this frame can run again.
-        let t = unsafe { arch::switch_to_parent(self.parent.get(), ptr::from_ref(&value) as usize) };
+        let t =
+            unsafe { arch::switch_to_parent(self.parent.get(), ptr::from_ref(&value) as usize) };
         // SAFETY: every resumption comes from a parent, never null.
-        self.parent.set(unsafe { StackPointer::new_unchecked(t.from) });
+        self.parent
+            .set(unsafe { StackPointer::new_unchecked(t.from) });
         // SAFETY: the parent passed a pointer to a live `Resume<I>`.
         match unsafe { (*(t.arg as *mut Resume<I>)).take() } {
             Some(input) => input,

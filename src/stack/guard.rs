@@ -54,11 +54,15 @@ type Chunk = [Slot; CHUNK_SLOTS];
 
 /// Chunk pointers; a null entry ends the list. Published with Release after
 /// the chunk is initialised; read with Acquire.
-static CHUNKS: [AtomicPtr<Chunk>; MAX_CHUNKS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHUNKS];
+static CHUNKS: [AtomicPtr<Chunk>; MAX_CHUNKS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHUNKS];
 
 /// Slot allocation; only ever touched by threads mapping or unmapping
 /// stacks, never by the signal handler.
-static FREE: Mutex<FreeSlots> = Mutex::new(FreeSlots { free: Vec::new(), next: 0 });
+static FREE: Mutex<FreeSlots> = Mutex::new(FreeSlots {
+    free: Vec::new(),
+    next: 0,
+});
 
 struct FreeSlots {
     free: Vec<u32>,
@@ -92,7 +96,7 @@ pub(crate) fn register(guard: usize, size: usize) -> io::Result<GuardSlot> {
                         CHUNK_SLOTS * MAX_CHUNKS
                     )));
                 }
-                if i as usize % CHUNK_SLOTS == 0 {
+                if (i as usize).is_multiple_of(CHUNK_SLOTS) {
                     let fresh: Box<Chunk> = Box::new(
                         [const {
                             Slot {
@@ -121,7 +125,10 @@ pub(crate) fn register(guard: usize, size: usize) -> io::Result<GuardSlot> {
 /// Removes a registration, before the stack is unmapped.
 pub(crate) fn unregister(g: GuardSlot) {
     slot(g.0).guard.store(0, Ordering::Release);
-    FREE.lock().unwrap_or_else(|e| e.into_inner()).free.push(g.0);
+    FREE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .free
+        .push(g.0);
 }
 
 /// Records which coroutine now runs on the stack, for the overflow report.
@@ -141,7 +148,10 @@ fn lookup(addr: usize) -> Option<(u64, usize)> {
         for s in unsafe { &*c } {
             let g = s.guard.load(Ordering::Acquire);
             if g != 0 && addr >= g && addr < g + page {
-                return Some((s.owner.load(Ordering::Relaxed), s.size.load(Ordering::Relaxed)));
+                return Some((
+                    s.owner.load(Ordering::Relaxed),
+                    s.size.load(Ordering::Relaxed),
+                ));
             }
         }
     }
@@ -155,7 +165,10 @@ static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
 fn install_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        for (sig, prev) in [(libc::SIGSEGV, &raw mut PREV_SEGV), (libc::SIGBUS, &raw mut PREV_BUS)] {
+        for (sig, prev) in [
+            (libc::SIGSEGV, &raw mut PREV_SEGV),
+            (libc::SIGBUS, &raw mut PREV_BUS),
+        ] {
             // SAFETY: a zeroed sigaction is a valid value; `prev` is written
             // here once, before the handler that reads it is installed.
             unsafe {
@@ -186,7 +199,11 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
         unsafe { libc::abort() }
     }
     // Not ours: hand the fault to whoever was there before us.
-    let prev = if sig == libc::SIGBUS { &raw const PREV_BUS } else { &raw const PREV_SEGV };
+    let prev = if sig == libc::SIGBUS {
+        &raw const PREV_BUS
+    } else {
+        &raw const PREV_SEGV
+    };
     // SAFETY: `prev` was initialised before this handler was installed.
     let prev = unsafe { (*prev).assume_init_ref() };
     match prev.sa_sigaction {

@@ -46,8 +46,8 @@ use std::{
     },
 };
 
-pub(crate) use self::guard::ensure_altstack;
 use self::guard::GuardSlot;
+pub(crate) use self::guard::ensure_altstack;
 pub(crate) use self::pool::{put, take};
 
 /// Default usable size of a coroutine stack: 256 KiB of address space.
@@ -96,17 +96,24 @@ impl StackSpec {
         if size < MIN_STACK_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("coroutine stack size {size} bytes is below the minimum of {MIN_STACK_SIZE} bytes"),
+                format!(
+                    "coroutine stack size {size} bytes is below the minimum of {MIN_STACK_SIZE} bytes"
+                ),
             ));
         }
         if size > MAX_STACK_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("coroutine stack size {size} bytes is above the maximum of {MAX_STACK_SIZE} bytes"),
+                format!(
+                    "coroutine stack size {size} bytes is above the maximum of {MAX_STACK_SIZE} bytes"
+                ),
             ));
         }
         let page = page_size();
-        Ok(StackSpec { size: size.div_ceil(page) * page, guard })
+        Ok(StackSpec {
+            size: size.div_ceil(page) * page,
+            guard,
+        })
     }
 
     /// Usable bytes.
@@ -122,7 +129,10 @@ impl StackSpec {
 
 impl Default for StackSpec {
     fn default() -> Self {
-        StackSpec { size: DEFAULT_STACK_SIZE, guard: true }
+        StackSpec {
+            size: DEFAULT_STACK_SIZE,
+            guard: true,
+        }
     }
 }
 
@@ -166,7 +176,10 @@ pub(crate) struct Stack {
 #[derive(Debug)]
 enum Kind {
     /// Owns its mapping: guard page first, then `spec.size` usable bytes.
-    Guarded { _map: memmap2::MmapMut, slot: Option<GuardSlot> },
+    Guarded {
+        _map: memmap2::MmapMut,
+        slot: Option<GuardSlot>,
+    },
     /// Carved from a slab that lives as long as the process.
     Slab,
 }
@@ -188,22 +201,42 @@ impl Stack {
     fn map_guarded(spec: StackSpec) -> io::Result<Stack> {
         let page = page_size();
         let len = spec.size + page;
-        let map = memmap2::MmapOptions::new()
-            .len(len)
-            .stack()
-            .no_reserve_swap()
-            .map_anon()
-            .map_err(|e| mapping_error(e, "map", len))?;
+        // Mapping, then splitting off the guard page: each needs a kernel
+        // mapping, so each may hit vm.max_map_count.
+        let map_and_protect = || -> io::Result<memmap2::MmapMut> {
+            let map = map_stack_memory(len)
+                .map_err(|e| mapping_error(e, format!("map a coroutine stack of {len} bytes")))?;
+            // SAFETY: the first page lies inside the mapping we own.
+            if unsafe { libc::mprotect(map.as_ptr().cast_mut().cast(), page, libc::PROT_NONE) } != 0
+            {
+                let e = io::Error::last_os_error();
+                return Err(mapping_error(
+                    e,
+                    format!("protect the guard page of a coroutine stack of {len} bytes"),
+                ));
+            }
+            Ok(map)
+        };
+        let map = map_and_protect().or_else(|e| {
+            if pool::drain() > 0 {
+                map_and_protect()
+            } else {
+                Err(e)
+            }
+        })?;
         let low = map.as_ptr().cast_mut();
-        // SAFETY: the first page lies inside the mapping we own.
-        if unsafe { libc::mprotect(low.cast(), page, libc::PROT_NONE) } != 0 {
-            return Err(mapping_error(io::Error::last_os_error(), "protect the guard page of", len));
-        }
         MAPS.fetch_add(1, Ordering::Relaxed);
         GUARDED_MAPPED.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `len` bytes are mapped from `low`.
         let top = unsafe { NonNull::new_unchecked(low.add(len)) };
-        let mut stack = Stack { top, spec, kind: Kind::Guarded { _map: map, slot: None } };
+        let mut stack = Stack {
+            top,
+            spec,
+            kind: Kind::Guarded {
+                _map: map,
+                slot: None,
+            },
+        };
         let slot = guard::register(low as usize, spec.size)?;
         if let Kind::Guarded { slot: s, .. } = &mut stack.kind {
             *s = Some(slot);
@@ -219,7 +252,10 @@ impl Stack {
     /// Lowest usable address (above the guard page or the canary).
     pub(crate) fn bottom(&self) -> *mut u8 {
         let canary = if self.spec.guard { 0 } else { CANARY_BYTES };
-        self.top.as_ptr().wrapping_sub(self.spec.size).wrapping_add(canary)
+        self.top
+            .as_ptr()
+            .wrapping_sub(self.spec.size)
+            .wrapping_add(canary)
     }
 
     pub(crate) fn spec(&self) -> StackSpec {
@@ -294,23 +330,39 @@ impl Drop for Stack {
                 // The mapping itself is unmapped by MmapMut's drop.
             }
             Kind::Slab => {
-                release_pages(self.top.as_ptr().wrapping_sub(self.spec.size), self.spec.size);
+                release_pages(
+                    self.top.as_ptr().wrapping_sub(self.spec.size),
+                    self.spec.size,
+                );
                 slab::give_back(self.spec, self.top);
             }
         }
     }
 }
 
+/// Maps `len` bytes of stack memory (no swap reserved). If the kernel says
+/// no, the pooled stacks are released and the mapping is tried once more.
+fn map_stack_memory(len: usize) -> io::Result<memmap2::MmapMut> {
+    let map = || {
+        memmap2::MmapOptions::new()
+            .len(len)
+            .stack()
+            .no_reserve_swap()
+            .map_anon()
+    };
+    map().or_else(|e| if pool::drain() > 0 { map() } else { Err(e) })
+}
+
 /// The error returned when a stack cannot be mapped: names the cause and
 /// what to do about it.
-fn mapping_error(e: io::Error, what: &str, len: usize) -> io::Error {
+fn mapping_error(e: io::Error, what: String) -> io::Error {
     let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into());
     io::Error::new(
         e.kind(),
         format!(
-            "cannot {what} a coroutine stack of {len} bytes: {e}. The process may have reached \
+            "cannot {what}: {e}. The process may have reached \
              vm.max_map_count ({limit} mappings; each guarded stack takes 2) or its address-space \
              limit (ulimit -v). Raise the first with `sysctl -w vm.max_map_count=N`, or use \
              unguarded stacks (stack_guard(false)), which share mappings"

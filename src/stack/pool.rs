@@ -45,3 +45,14 @@ pub(crate) fn put(stack: Stack) {
         drop(stack);
     }
 }
+
+/// Releases every pooled stack; returns how many. Called when a new
+/// mapping fails, so idle stacks do not hold mappings a live one needs.
+pub(super) fn drain() -> usize {
+    let stacks: Vec<Stack> = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter_mut().flat_map(|(_, v)| v.drain(..)).collect()
+    };
+    POOLED.fetch_sub(stacks.len(), Ordering::Relaxed);
+    stacks.len()
+}

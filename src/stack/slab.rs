@@ -15,7 +15,7 @@ use std::{
     },
 };
 
-use super::{Kind, MAPS, Stack, StackSpec, mapping_error};
+use super::{Kind, MAPS, Stack, StackSpec, map_stack_memory, mapping_error};
 
 /// Address space of one slab (rounded to whole stacks, at least one).
 const SLAB_BYTES: usize = 64 * 1024 * 1024;
@@ -49,12 +49,12 @@ pub(super) fn carve(spec: StackSpec) -> io::Result<Stack> {
     if list.is_empty() {
         let count = (SLAB_BYTES / spec.size).max(1);
         let len = count * spec.size;
-        let map = memmap2::MmapOptions::new()
-            .len(len)
-            .stack()
-            .no_reserve_swap()
-            .map_anon()
-            .map_err(|e| mapping_error(e, "map", len))?;
+        let map = map_stack_memory(len).map_err(|e| {
+            mapping_error(
+                e,
+                format!("map a {len}-byte slab of unguarded coroutine stacks"),
+            )
+        })?;
         MAPS.fetch_add(1, Ordering::Relaxed);
         CARVED.fetch_add(count, Ordering::Relaxed);
         let low = map.as_ptr().cast_mut();
@@ -67,7 +67,11 @@ pub(super) fn carve(spec: StackSpec) -> io::Result<Stack> {
         }));
     }
     let top = list.pop().expect("a slab was just carved");
-    Ok(Stack { top, spec, kind: Kind::Slab })
+    Ok(Stack {
+        top,
+        spec,
+        kind: Kind::Slab,
+    })
 }
 
 /// Returns an unguarded stack's memory to the free list.

@@ -1,0 +1,55 @@
+//! Unwind information across the switch: a backtrace captured inside a
+//! coroutine lists the coroutine's own frames and ends at its entry.
+
+use std::backtrace::Backtrace;
+
+use gort::coro::Coroutine;
+
+#[inline(never)]
+fn deep_inside_the_coroutine(n: u32) -> String {
+    if n > 0 {
+        return deep_inside_the_coroutine(n - 1) + "";
+    }
+    Backtrace::force_capture().to_string()
+}
+
+#[inline(never)]
+fn the_test_frame_outside() -> String {
+    let mut co = Coroutine::<(), (), String>::new(|_, ()| deep_inside_the_coroutine(3)).unwrap();
+    co.resume(()).as_return().unwrap()
+}
+
+#[test]
+fn backtrace_inside_a_coroutine_lists_its_frames_and_ends_cleanly() {
+    let bt = the_test_frame_outside();
+    let frames: Vec<&str> = bt
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split(':')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    assert!(
+        frames
+            .iter()
+            .filter(|f| f.contains("deep_inside_the_coroutine"))
+            .count()
+            >= 4,
+        "the recursion's frames are listed:\n{bt}"
+    );
+    let last = frames.last().expect("some frames");
+    assert!(
+        last.contains("coroutine_entry") || last.contains("gort_trampoline"),
+        "the walk ends at the coroutine's bottom frame, not in garbage:\n{bt}"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.trim_end().ends_with("the_test_frame_outside")
+                || f.contains("lists_its_frames")),
+        "the walk stays on the coroutine's stack:\n{bt}"
+    );
+    assert!(frames.len() < 40, "a clean end, not a runaway walk:\n{bt}");
+}
