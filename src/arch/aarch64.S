@@ -101,6 +101,7 @@
 // ---------------------------------------------------------------------------
     .p2align 4
     .globl gort_switch
+    .hidden gort_switch
     .type gort_switch, %function
 gort_switch:
     .cfi_startproc
@@ -150,6 +151,7 @@ gort_switch:
 // ---------------------------------------------------------------------------
     .p2align 4
     .globl gort_exit
+    .hidden gort_exit
     .type gort_exit, %function
 gort_exit:
     .cfi_startproc
@@ -186,6 +188,7 @@ gort_exit:
 // ---------------------------------------------------------------------------
     .p2align 4
     .globl gort_init_stack
+    .hidden gort_init_stack
     .type gort_init_stack, %function
 gort_init_stack:
     .cfi_startproc
@@ -231,6 +234,7 @@ gort_init_stack:
 // ---------------------------------------------------------------------------
     .p2align 4
     .globl gort_trampoline
+    .hidden gort_trampoline
     .type gort_trampoline, %function
     .cfi_startproc
     .cfi_def_cfa sp, 0                  // CFA = sp = top of the stack
