@@ -44,12 +44,14 @@ fn main() -> std::io::Result<()> {
     let start = Instant::now();
     let mut crowd: Vec<Coroutine<u64, u64, u64>> = (0..N)
         .map(|i| {
-            Builder::new().stack_size(64 * 1024).build(move |y: &Yielder<u64, u64>, mut total| {
-                for round in 0..10 {
-                    total = y.suspend(total + i as u64 * round);
-                }
-                total
-            })
+            Builder::new()
+                .stack_size(64 * 1024)
+                .build(move |y: &Yielder<u64, u64>, mut total| {
+                    for round in 0..10 {
+                        total = y.suspend(total + i as u64 * round);
+                    }
+                    total
+                })
         })
         .collect::<Result<_, _>>()?;
     let mapped = stack::stats().guarded_mapped;
@@ -72,13 +74,18 @@ fn main() -> std::io::Result<()> {
         start.elapsed().as_secs_f64() * 1e3,
     );
     drop(crowd);
-    println!("after drop: {} stacks kept in the pool for reuse\n", stack::stats().pooled);
+    println!(
+        "after drop: {} stacks kept in the pool for reuse\n",
+        stack::stats().pooled
+    );
 
     // 3. The switch cost.
     let coro_ns = median_of(11, coroutine_round_trip_ns);
     let thread_ns = median_of(5, thread_round_trip_ns);
     println!("one coroutine resume+suspend round trip: {coro_ns:7.2} ns  (median of 11 x 2M)");
-    println!("one OS-thread hand-off round trip:       {thread_ns:7.0} ns  (median of 5 x 50k, futex)");
+    println!(
+        "one OS-thread hand-off round trip:       {thread_ns:7.0} ns  (median of 5 x 50k, futex)"
+    );
     println!("coroutine switch is {:.0}x cheaper", thread_ns / coro_ns);
     println!("\n(`bash benches/compare.sh switch` puts gort beside corosensei)");
     Ok(())
@@ -142,7 +149,13 @@ fn wait_for(w: &AtomicU32, want: u32) {
         // SAFETY: FUTEX_WAIT on a live AtomicU32; returns at once if it
         // no longer holds `cur`.
         unsafe {
-            libc::syscall(libc::SYS_futex, w.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, cur, std::ptr::null::<libc::timespec>());
+            libc::syscall(
+                libc::SYS_futex,
+                w.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                cur,
+                std::ptr::null::<libc::timespec>(),
+            );
         }
     }
 }
@@ -150,6 +163,11 @@ fn wait_for(w: &AtomicU32, want: u32) {
 fn wake(w: &AtomicU32) {
     // SAFETY: FUTEX_WAKE on a live AtomicU32.
     unsafe {
-        libc::syscall(libc::SYS_futex, w.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+        libc::syscall(
+            libc::SYS_futex,
+            w.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
     }
 }
