@@ -31,7 +31,8 @@
 //! ```
 //! `Running` is never observable from outside: `resume` holds `&mut self`
 //! until the coroutine suspends or finishes. Each resumption passes a
-//! pointer to a [`Resume`] on the caller's stack. The coroutine answers with
+//! pointer to the input (in a `ManuallyDrop` on the caller's stack), or 0
+//! to make the coroutine unwind (from `Drop`). The coroutine answers with
 //! a pointer into its own stack, which the caller moves out at once: to the
 //! yielded `Y` when it suspends (the switch's `from` is its saved context),
 //! or to an [`Exit`] when it finishes (`from` is null).
@@ -79,10 +80,6 @@ impl<Y, R> CoroutineResult<Y, R> {
         }
     }
 }
-
-/// Message from the caller of `resume` to the coroutine: `Some(input)` to
-/// go on, `None` to unwind (sent by `Drop`).
-type Resume<I> = Option<I>;
 
 /// The coroutine's last message, sent with a null `from`.
 enum Exit<R> {
@@ -177,10 +174,9 @@ pub struct Coroutine<I, Y, R> {
     sp: Option<StackPointer>,
     /// The stack while the coroutine can still run.
     stack: Option<Stack>,
-    /// Canary of an unguarded stack, checked after every switch back.
-    canary: Option<NonNull<[u64; CANARY_BYTES / 8]>>,
     id: u64,
-    started: bool,
+    /// The saved stack pointer of the fresh context: `sp` equals it until the first resume.
+    fresh_sp: StackPointer,
     _marker: PhantomData<NotSendSig<I, (Y, R)>>,
 }
 
@@ -188,7 +184,7 @@ impl<I, Y, R> fmt::Debug for Coroutine<I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coroutine")
             .field("id", &self.id)
-            .field("started", &self.started)
+            .field("started", &self.started())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -218,10 +214,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     {
         // The closure lives at the top of the coroutine's own stack, above
         // the trampoline's frame; the entry moves it out on first resume.
-        let align = mem::align_of::<F>().max(arch::STACK_ALIGNMENT);
+        let align = mem::align_of::<Start<F>>().max(arch::STACK_ALIGNMENT);
         let top = stack.top() as usize;
         let f_at = top
-            .checked_sub(mem::size_of::<F>())
+            .checked_sub(mem::size_of::<Start<F>>())
             .map(|a| a & !(align - 1));
         let room =
             f_at.and_then(|a| a.checked_sub(arch::INIT_FRAME_SIZE + stack.bottom() as usize));
@@ -247,20 +243,24 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         }
         let id = next_id();
         stack.set_owner(id);
-        let f_ptr = f_at as *mut F;
-        // SAFETY: `f_at` is aligned for F and the size_of::<F>() bytes from
+        let f_ptr = f_at as *mut Start<F>;
+        // SAFETY: `f_at` is aligned for Start<F> and its bytes from
         // it lie in the stack below `top`; the fresh frame goes below
         // `f_at`, which is 16-aligned, with `room` to spare.
         let sp = unsafe {
-            f_ptr.write(f);
+            f_ptr.write(Start {
+                canary: stack.canary(),
+                id,
+                size: stack.spec().size(),
+                f,
+            });
             arch::init_stack(f_ptr.cast(), coroutine_entry::<F, I, Y, R>, f_ptr.cast())
         };
         Ok(Coroutine {
             sp: Some(sp),
-            canary: stack.canary(),
             stack: Some(stack),
             id,
-            started: false,
+            fresh_sp: sp,
             _marker: PhantomData,
         })
     }
@@ -278,13 +278,12 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         let Some(sp) = self.sp else {
             panic!("resume called on a coroutine that has finished");
         };
-        self.started = true;
-        let mut msg: Resume<I> = Some(input);
+        let input = ManuallyDrop::new(input);
         // SAFETY: `sp` is this coroutine's suspended context; only `&mut
         // self` can resume it, and it comes back with a pointer to an
         // Outcome on its stack, which we move out before anything else runs
         // there.
-        let out = unsafe { self.switch_in(sp, &mut msg) };
+        let out = unsafe { self.switch_in(sp, ptr::from_ref(&input) as usize) };
         match out {
             Outcome::Yield(y) => CoroutineResult::Yield(y),
             Outcome::Exit(Exit::Return(r)) => CoroutineResult::Return(r),
@@ -300,15 +299,9 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// # Safety
     /// `sp` is this coroutine's current saved context.
     #[inline(always)]
-    unsafe fn switch_in(&mut self, sp: StackPointer, msg: &mut Resume<I>) -> Outcome<Y, R> {
+    unsafe fn switch_in(&mut self, sp: StackPointer, msg: usize) -> Outcome<Y, R> {
         // SAFETY: forwarded from this function's contract.
-        let t = unsafe { arch::switch_to_child(sp, ptr::from_mut(msg) as usize) };
-        if let Some(c) = self.canary {
-            // SAFETY: the canary belongs to our stack, which is allocated.
-            if !unsafe { stack::canary_intact(c) } {
-                overflowed(self.id, self.stack.as_ref().map_or(0, |s| s.spec().size()));
-            }
-        }
+        let t = unsafe { arch::switch_to_child(sp, msg) };
         self.sp = StackPointer::new(t.from);
         if self.sp.is_some() {
             // SAFETY: a suspending coroutine passes a pointer to its value
@@ -326,7 +319,6 @@ impl<I, Y, R> Coroutine<I, Y, R> {
 
     fn release_stack(&mut self) {
         self.sp = None;
-        self.canary = None;
         if let Some(s) = self.stack.take() {
             stack::put(s);
         }
@@ -339,7 +331,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
 
     /// Whether `resume` was ever called.
     pub fn started(&self) -> bool {
-        self.started
+        self.sp != Some(self.fresh_sp)
     }
 
     /// The coroutine's id, as printed in a stack-overflow report.
@@ -351,16 +343,15 @@ impl<I, Y, R> Coroutine<I, Y, R> {
 impl<I, Y, R> Drop for Coroutine<I, Y, R> {
     fn drop(&mut self) {
         let Some(sp) = self.sp else { return };
-        if self.started && cfg!(panic = "abort") {
+        if self.started() && cfg!(panic = "abort") {
             // Unwinding is impossible: leak the stack (its frames' memory is
             // never reused, so nothing they point to is invalidated).
             mem::forget(self.stack.take());
             return;
         }
-        let mut msg: Resume<I> = None;
-        // SAFETY: as in `resume`; `None` makes the coroutine unwind its
+        // SAFETY: as in `resume`; a null word makes the coroutine unwind its
         // stack (or, if fresh, drop its closure) and exit.
-        let out = unsafe { self.switch_in(sp, &mut msg) };
+        let out = unsafe { self.switch_in(sp, 0) };
         match out {
             Outcome::Exit(Exit::Unwound | Exit::Return(_)) => {}
             Outcome::Exit(Exit::Panic(p)) => {
@@ -375,7 +366,6 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
                     "a dropped coroutine caught its forced unwind; its stack is leaked",
                 );
                 self.sp = None;
-                self.canary = None;
                 mem::forget(self.stack.take());
             }
         }
@@ -401,6 +391,10 @@ fn overflowed(id: u64, size: usize) -> ! {
 pub struct Yielder<I, Y> {
     /// The context that resumed us last, which `suspend` returns to.
     parent: Cell<StackPointer>,
+    /// Canary of an unguarded stack, checked before every switch away.
+    canary: Option<NonNull<[u64; CANARY_BYTES / 8]>>,
+    id: u64,
+    size: usize,
     _marker: PhantomData<NotSendSig<Y, I>>,
 }
 
@@ -411,6 +405,16 @@ impl<I, Y> fmt::Debug for Yielder<I, Y> {
 }
 
 impl<I, Y> Yielder<I, Y> {
+    #[inline(always)]
+    fn check_canary(&self) {
+        if let Some(c) = self.canary {
+            // SAFETY: the canary belongs to our stack, which is allocated.
+            if !unsafe { stack::canary_intact(c) } {
+                overflowed(self.id, self.size);
+            }
+        }
+    }
+
     /// Suspends the coroutine, making the pending [`Coroutine::resume`]
     /// return `CoroutineResult::Yield(value)`; returns the input of the next
     /// `resume`.
@@ -420,6 +424,7 @@ impl<I, Y> Yielder<I, Y> {
     #[inline]
     pub fn suspend(&self, value: Y) -> I {
         let value = ManuallyDrop::new(value);
+        self.check_canary();
         // SAFETY: `parent` is the suspended context that resumed us; it
         // moves the value out before this frame can run again.
         let t =
@@ -427,11 +432,12 @@ impl<I, Y> Yielder<I, Y> {
         // SAFETY: every resumption comes from a parent, never null.
         self.parent
             .set(unsafe { StackPointer::new_unchecked(t.from) });
-        // SAFETY: the parent passed a pointer to a live `Resume<I>`.
-        match unsafe { (*(t.arg as *mut Resume<I>)).take() } {
-            Some(input) => input,
-            None => panic::resume_unwind(Box::new(ForcedUnwind)),
+        if t.arg == 0 {
+            panic::resume_unwind(Box::new(ForcedUnwind));
         }
+        // SAFETY: a non-null word is a pointer to the input in a
+        // ManuallyDrop in `resume`'s frame; this is its only read.
+        unsafe { ptr::read(t.arg as *const I) }
     }
 }
 
@@ -440,15 +446,27 @@ unsafe extern "C" fn coroutine_entry<F, I, Y, R>(arg: usize, from: *mut u8, ctx:
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
-    // SAFETY: `on_stack` wrote an F at ctx, and only this frame reads it.
-    let f = unsafe { ptr::read(ctx.cast::<F>()) };
+    // SAFETY: `on_stack` wrote a Start<F> at ctx; only this frame reads it.
+    let Start {
+        canary,
+        id,
+        size,
+        f,
+    } = unsafe { ptr::read(ctx.cast::<Start<F>>()) };
     let yielder = Yielder::<I, Y> {
         // SAFETY: the first resumption comes from a parent, never null.
         parent: Cell::new(unsafe { StackPointer::new_unchecked(from) }),
+        canary,
+        id,
+        size,
         _marker: PhantomData,
     };
-    // SAFETY: the parent passed a pointer to a live `Resume<I>`.
-    let input = unsafe { (*(arg as *mut Resume<I>)).take() };
+    let input = if arg == 0 {
+        None // dropped before it started: drop the closure, run nothing
+    } else {
+        // SAFETY: a pointer to the input in a ManuallyDrop in `resume`.
+        Some(unsafe { ptr::read(arg as *const I) })
+    };
     let out = match panic::catch_unwind(AssertUnwindSafe(|| match input {
         Some(input) => Some(f(&yielder, input)),
         None => {
@@ -462,7 +480,19 @@ where
         Err(p) => Exit::Panic(p),
     };
     let out = ManuallyDrop::new(out);
+    yielder.check_canary();
     // SAFETY: nothing left on this stack needs dropping (the parent moves
     // `out` out, `yielder` has no destructor).
     unsafe { arch::exit_to_parent(yielder.parent.get(), ptr::from_ref(&out) as usize) }
+}
+
+/// What a fresh stack holds at its top, for the entry: the closure and
+/// what the coroutine needs to check its own canary before each switch
+/// away (checking there rather than in `resume` keeps the parent's side of
+/// the round trip free of it).
+struct Start<F> {
+    canary: Option<NonNull<[u64; CANARY_BYTES / 8]>>,
+    id: u64,
+    size: usize,
+    f: F,
 }
