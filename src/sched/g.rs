@@ -1,0 +1,269 @@
+//! G: a goroutine. Its saved context, its stack (from first run to death),
+//! its task, and what `gopark` needs.
+//!
+//! # G status (who owns what in each state)
+//! ```text
+//!            spawn                execute             gopark (unlockf true)
+//!   Idle ───────────▶ Runnable ───────────▶ Running ─────────────────────▶ Waiting
+//!    ▲                  ▲  ▲                 │  │ │                          │
+//!    │                  │  └── yield_now ────┘  │ └── blocking(f) ─▶ Syscall │
+//!    │                  └──────────── goready ──┼──────────────────────────┘
+//!    └──── recycled by g0 ◀── Dead ◀── returns ─┘
+//! ```
+//! - `Idle`: on a free list; no stack, no task. Owned by the list.
+//! - `Runnable`: on a run queue or in a `runnext` slot; its stack (if it has
+//!   run before) is not in use. Owned by the queue; whoever takes it owns it.
+//! - `Running`: executing on an M; only that M (and the G itself) touch it.
+//! - `Syscall`: running inside `blocking(f)`; its P may be retaken by sysmon.
+//! - `Waiting`: parked by `gopark`. Owned by whatever its unlock callback
+//!   published it to (a channel's wait queue, a join slot...); the only legal
+//!   way out is `goready`, called once by that owner.
+//! - `Dead`: finished; g0 returns its stack and puts it on a free list.
+//!
+//! Transitions into and out of `Waiting` are checked with a CAS, and a wrong
+//! state aborts (`runtime: goready of a G that is not waiting`): a double
+//! wake-up is a bug that must not go unnoticed.
+
+use std::{
+    cell::{Cell, UnsafeCell},
+    fmt,
+    ptr::NonNull,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, AtomicU64, Ordering},
+    },
+};
+
+use super::{M, Sched, spawn::Task};
+use crate::{
+    arch::StackPointer,
+    stack::{Stack, StackSpec},
+};
+
+/// The status of a G; see the module comment for ownership in each state.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GStatus {
+    /// On a free list.
+    Idle = 0,
+    /// On a run queue.
+    Runnable = 1,
+    /// Executing on an M.
+    Running = 2,
+    /// Parked by `gopark`, until `goready`.
+    Waiting = 3,
+    /// Inside `blocking(f)`.
+    Syscall = 4,
+    /// Finished, not yet recycled.
+    Dead = 5,
+}
+
+impl GStatus {
+    fn from_u8(v: u8) -> GStatus {
+        match v {
+            0 => GStatus::Idle,
+            1 => GStatus::Runnable,
+            2 => GStatus::Running,
+            3 => GStatus::Waiting,
+            4 => GStatus::Syscall,
+            _ => GStatus::Dead,
+        }
+    }
+}
+
+/// Why a G is parked, for debugging output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// Waiting for another coroutine to finish (`JoinHandle::join`).
+    Join,
+    /// Waiting on a channel operation.
+    Chan,
+    /// Waiting on a `select`.
+    Select,
+    /// Waiting for a lock or semaphore.
+    Sync,
+    /// Sleeping on a timer.
+    Sleep,
+    /// Waiting for network I/O.
+    Io,
+    /// A primitive built outside gort.
+    Other,
+}
+
+/// A goroutine. Allocated once and reused through free lists; never freed
+/// while its runtime lives, so a `GRef` stays valid as long as the runtime.
+pub(crate) struct G {
+    /// Unique id of the current incarnation (0 while idle).
+    pub(crate) id: AtomicU64,
+    status: AtomicU8,
+    /// The runtime this G belongs to (set at allocation).
+    pub(crate) sched: *const Sched,
+    /// Owner-only fields: touched only by whoever owns the G in its current
+    /// state (see the module comment).
+    pub(crate) own: UnsafeCell<GOwned>,
+}
+
+/// The fields of a G that only its current owner touches.
+pub(crate) struct GOwned {
+    /// Saved context while not running; `None` before the first run.
+    pub(crate) sp: Option<StackPointer>,
+    /// The g0 context that resumed this G last; the G returns there.
+    pub(crate) g0_sp: Option<StackPointer>,
+    /// The stack, from first run to death.
+    pub(crate) stack: Option<Stack>,
+    /// Stack to take at first run.
+    pub(crate) spec: StackSpec,
+    /// What to run; taken at first run.
+    pub(crate) task: Option<Arc<dyn Task>>,
+    /// Name given by `Builder::name`.
+    pub(crate) name: Option<Arc<str>>,
+    /// The M running this G (while Running or Syscall).
+    pub(crate) m: *const M,
+    /// Why it is parked.
+    pub(crate) wait_reason: WaitReason,
+    /// Canary of an unguarded stack, checked when the G switches away.
+    pub(crate) canary: Option<NonNull<[u64; crate::stack::CANARY_BYTES / 8]>>,
+    /// Set while the runtime is tearing down and unwinding this G.
+    pub(crate) unwinding: bool,
+    /// Coroutine-local values (see `gort::local`), dropped at death.
+    pub(crate) locals: Vec<(usize, Box<dyn std::any::Any>)>,
+}
+
+/// A pointer to a G. Whoever holds one owns the G in its current state.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct GRef(NonNull<G>);
+
+// SAFETY: a GRef is a handle passed between threads along with ownership of
+// the G (through run queues and park/ready, whose atomics order the
+// hand-over); the G outlives every GRef because Gs are freed only when the
+// runtime is dropped, after all Ms have stopped.
+unsafe impl Send for GRef {}
+// SAFETY: as above; shared GRefs are only compared or used for atomic fields.
+unsafe impl Sync for GRef {}
+
+// SAFETY: see GRef; the UnsafeCell is only accessed by the owner.
+unsafe impl Sync for G {}
+// SAFETY: as above.
+unsafe impl Send for G {}
+
+impl fmt::Debug for GRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "G({})", self.g().id.load(Ordering::Relaxed))
+    }
+}
+
+impl GRef {
+    /// Allocates a new G for `sched`.
+    pub(crate) fn alloc(sched: *const Sched, spec: StackSpec) -> GRef {
+        let g = Box::new(G {
+            id: AtomicU64::new(0),
+            status: AtomicU8::new(GStatus::Idle as u8),
+            sched,
+            own: UnsafeCell::new(GOwned {
+                sp: None,
+                g0_sp: None,
+                stack: None,
+                spec,
+                task: None,
+                name: None,
+                m: std::ptr::null(),
+                wait_reason: WaitReason::Other,
+                canary: None,
+                unwinding: false,
+                locals: Vec::new(),
+            }),
+        });
+        GRef(NonNull::from(Box::leak(g)))
+    }
+
+    /// Frees a G; only at runtime teardown.
+    ///
+    /// # Safety
+    /// No other reference to this G exists or will be used.
+    pub(crate) unsafe fn free(self) {
+        // SAFETY: allocated by Box in `alloc`; the caller guarantees
+        // exclusive ownership.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+
+    #[inline(always)]
+    pub(crate) fn g(&self) -> &G {
+        // SAFETY: Gs live as long as their runtime (see GRef's Send impl).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The owner-only fields.
+    ///
+    /// # Safety
+    /// The caller owns the G in its current state (see the module comment)
+    /// and holds no other reference to these fields.
+    #[inline(always)]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "ownership is by protocol, documented above"
+    )]
+    pub(crate) unsafe fn own(&self) -> &mut GOwned {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { &mut *self.g().own.get() }
+    }
+
+    pub(crate) fn as_ptr(self) -> *mut G {
+        self.0.as_ptr()
+    }
+
+    /// # Safety
+    /// `p` came from `as_ptr` of a live G.
+    pub(crate) unsafe fn from_ptr(p: *mut G) -> GRef {
+        // SAFETY: forwarded from this function's contract.
+        GRef(unsafe { NonNull::new_unchecked(p) })
+    }
+
+    #[inline(always)]
+    pub(crate) fn status(self) -> GStatus {
+        GStatus::from_u8(self.g().status.load(Ordering::Acquire))
+    }
+
+    /// Sets the status without checking the old one; for the owner.
+    #[inline(always)]
+    pub(crate) fn set_status(self, s: GStatus) {
+        self.g().status.store(s as u8, Ordering::Release);
+    }
+
+    /// Moves from `from` to `to`, aborting if the G was not in `from`.
+    #[inline(always)]
+    pub(crate) fn cas_status(self, from: GStatus, to: GStatus, what: &str) {
+        // AcqRel: pairs with the other side of the hand-over (gopark's
+        // publication, goready's wake-up).
+        if self
+            .g()
+            .status
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            crate::util::fatal(what);
+        }
+    }
+
+    pub(crate) fn id(self) -> u64 {
+        self.g().id.load(Ordering::Relaxed)
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<GRef>> = const { Cell::new(None) };
+}
+
+/// The G running on this thread, if any. Not inlined: a G may resume on
+/// another thread, and an inlined thread-local address could be reused
+/// across the switch.
+#[inline(never)]
+pub(crate) fn getg() -> Option<GRef> {
+    CURRENT.get()
+}
+
+/// Records the G this thread is about to run (or `None`).
+#[inline(never)]
+pub(crate) fn setg(g: Option<GRef>) {
+    CURRENT.set(g);
+}

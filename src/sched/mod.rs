@@ -1,0 +1,855 @@
+//! The GMP scheduler: Gs (coroutines) run by Ms (worker threads) holding
+//! Ps (the right to run Gs, with a local run queue each).
+//!
+//! # The shape (Go's proc.go, restated)
+//! - Each M runs [`Sched::schedule`] on its own thread stack, its **g0**.
+//!   `execute` switches from g0 into a G (`arch::switch_to_child`); the G
+//!   comes back to g0 with `arch::switch_to_parent`, carrying a [`park::Req`]
+//!   that says why (park, yield, exit, no P after a blocking call). That is
+//!   Go's `mcall`: the request is handled on g0, after the G is off its stack.
+//! - `gopark(unlockf)`: g0 marks the G `Waiting`, then calls `unlockf(g)`;
+//!   the callback publishes the G (stores it where a waker will find it)
+//!   with no window in which another M could resume a G still on its stack.
+//!   If the callback returns false, g0 switches straight back into the G.
+//! - `goready(g)`: `Waiting → Runnable`, into the current P's `runnext`
+//!   (or the global queue from a thread with no P), then `wakep`.
+//!
+//! # Finding work (`find_runnable`, in proc.go's order)
+//! 1. every 61st schedule: one G from the global queue (fairness);
+//! 2. `runnext` (inheriting the time slice, at most [`RUNNEXT_STREAK`] times
+//!    in a row), then the local queue;
+//! 3. the global queue, a batch;
+//! 4. spinning (only while spinning Ms < busy Ps / 2): steal half of
+//!    another P's queue, visiting Ps in random order, `runnext` last;
+//! 5. give the P back, re-check every queue (no lost wake-ups), park the M.
+//!
+//! # Spinning Ms and wake-ups (no lost wake-up, no thundering herd)
+//! Whoever adds work calls `wakep`, which wakes an idle M only if there is
+//! an idle P and no M is spinning (a spinning M will find the work). A
+//! spinning M that finds work stops spinning and, if it was the last
+//! spinner, calls `wakep` itself so the next piece of work also has a
+//! spinner. An M about to park first puts its P on the idle list and stops
+//! spinning, then re-checks every queue: an enqueuer either sees the idle P
+//! (and wakes someone) or its work is seen by the re-check. The counters
+//! and the queue checks are separated by SeqCst fences on both sides (the
+//! StoreLoad pairs of proc.go).
+//!
+//! # Time slices without preemption
+//! gort cannot preempt Rust code. Two Gs readying each other through
+//! `runnext` would otherwise run forever while the queue starves; so a run
+//! of hand-offs through `runnext` shares one slice, and after
+//! [`RUNNEXT_STREAK`] hand-offs the next G comes from the queue instead.
+//! `yield_now` puts the G at the back of its P's local queue (Go uses the
+//! global queue; the local one is fair on one P and much cheaper, and idle
+//! Ms steal from it).
+//!
+//! # Rejected
+//! - A global run queue only (simple, but a lock or a contended CAS on every
+//!   spawn/ready): Go abandoned it in 1.1 for the same reason.
+//! - A dedicated scheduler thread handing Gs to workers: every switch would
+//!   cross threads.
+//! - Running scheduler code on the G's stack (as many coroutine libraries
+//!   do): a G could then be resumed by another M while this one is still
+//!   using its stack; g0 removes that window by construction.
+
+pub(crate) mod g;
+pub(crate) mod m;
+pub(crate) mod p;
+pub(crate) mod park;
+pub(crate) mod spawn;
+pub(crate) mod sysmon;
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering, fence},
+    },
+    thread::JoinHandle as ThreadHandle,
+    time::Instant,
+};
+
+use crossbeam_deque::{Injector, Steal};
+
+use self::{
+    g::{GRef, GStatus, getg, setg},
+    m::{M, getm, setm},
+    p::{GFREE_MAX, LOCAL_QUEUE_MAX, P, PStatus, STACK_CACHE_MAX},
+    park::Req,
+};
+use crate::{
+    arch::{self, StackPointer},
+    stack::{self, Stack, StackSpec},
+};
+
+/// Hand-offs through `runnext` that share one time slice.
+pub(crate) const RUNNEXT_STREAK: u32 = 64;
+
+/// Debug switches from `GORT_DEBUG` (comma separated).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Debug {
+    /// `schedtrace=MS`: print scheduler state every MS milliseconds.
+    pub(crate) schedtrace_ms: u64,
+    /// `longrun`: report Gs that run over 10 ms without yielding.
+    pub(crate) longrun: bool,
+}
+
+/// The idle lists, under one lock (taken only on the slow paths: an M
+/// going idle or being woken).
+struct Idle {
+    ps: Vec<usize>,
+    ms: Vec<Arc<M>>,
+}
+
+/// An M and its thread (taken when joined).
+type MThread = (Arc<M>, Option<ThreadHandle<()>>);
+
+/// One runtime's scheduler state.
+pub(crate) struct Sched {
+    pub(crate) ps: Box<[P]>,
+    /// The global run queue.
+    global: Injector<GRef>,
+    idle: Mutex<Idle>,
+    /// Ps on the idle list. SeqCst: see "Spinning Ms" above.
+    npidle: AtomicUsize,
+    /// Spinning Ms. SeqCst: see "Spinning Ms" above.
+    nmspinning: AtomicUsize,
+    /// Every M ever started, with its thread (joined at shutdown).
+    allm: Mutex<Vec<MThread>>,
+    /// Ms currently parked in `stopm` (for schedtrace).
+    nmidle: AtomicUsize,
+    /// Every G ever allocated (they are reused, never freed before drop).
+    pub(crate) allgs: Mutex<Vec<GRef>>,
+    /// Free Gs shared by all Ps.
+    gfree: Mutex<Vec<GRef>>,
+    /// The default stack for spawned Gs.
+    pub(crate) spec: StackSpec,
+    /// Set when the runtime is being dropped; Ms exit their loops.
+    pub(crate) shutdown: AtomicBool,
+    /// Ms blocked in `blocking(f)` without a P, or handed off by sysmon.
+    pub(crate) start: Instant,
+    pub(crate) debug: Debug,
+    /// Gs spawned and not yet finished (for schedtrace and shutdown).
+    pub(crate) live: AtomicUsize,
+    /// The sysmon thread, for waking it early.
+    pub(crate) sysmon_thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+// SAFETY: all shared state is atomic or behind locks; P and M guard their
+// owner-only parts by protocol.
+unsafe impl Sync for Sched {}
+// SAFETY: as above.
+unsafe impl Send for Sched {}
+
+impl Sched {
+    pub(crate) fn new(procs: usize, spec: StackSpec, debug: Debug) -> Sched {
+        Sched {
+            ps: (0..procs).map(P::new).collect(),
+            global: Injector::new(),
+            idle: Mutex::new(Idle {
+                ps: (0..procs).rev().collect(),
+                ms: Vec::new(),
+            }),
+            npidle: AtomicUsize::new(procs),
+            nmspinning: AtomicUsize::new(0),
+            allm: Mutex::new(Vec::new()),
+            nmidle: AtomicUsize::new(0),
+            allgs: Mutex::new(Vec::new()),
+            gfree: Mutex::new(Vec::new()),
+            spec,
+            shutdown: AtomicBool::new(false),
+            start: Instant::now(),
+            debug,
+            live: AtomicUsize::new(0),
+            sysmon_thread: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn nanotime(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn p_static(&self, i: usize) -> &'static P {
+        // SAFETY: Ps live as long as the Sched, which outlives every M that
+        // holds a reference (see M::sched).
+        unsafe { &*(&self.ps[i] as *const P) }
+    }
+
+    // ---------------------------------------------------------------
+    // Run queues
+
+    /// Puts `g` on `p`'s queue; in `runnext` if `next` (the old occupant
+    /// goes to the queue's tail). For the owner of `p`.
+    pub(crate) fn runqput(&self, p: &P, g: GRef, next: bool) {
+        // SAFETY: the caller owns `p`.
+        let local = unsafe { p.local() };
+        let g = if next {
+            // AcqRel: Release hands `g` to whoever takes it, Acquire takes
+            // ownership of the old occupant.
+            let old = p.runnext.swap(g.as_ptr(), Ordering::AcqRel);
+            if old.is_null() {
+                return;
+            }
+            // SAFETY: runnext holds only pointers of live Gs.
+            unsafe { GRef::from_ptr(old) }
+        } else {
+            g
+        };
+        local.runq.push(g);
+        if local.runq.len() > LOCAL_QUEUE_MAX {
+            // Go's runqputslow: share half with the global queue.
+            for _ in 0..LOCAL_QUEUE_MAX / 2 {
+                match local.runq.pop() {
+                    Some(g) => self.global.push(g),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Next G from `p`'s own queues, and whether it inherits the slice.
+    fn runqget(&self, p: &P) -> Option<(GRef, bool)> {
+        // SAFETY: the caller owns `p`.
+        let local = unsafe { p.local() };
+        if local.runnext_streak < RUNNEXT_STREAK || local.runq.is_empty() {
+            let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !next.is_null() {
+                local.runnext_streak += 1;
+                // SAFETY: runnext holds only pointers of live Gs.
+                return Some((unsafe { GRef::from_ptr(next) }, true));
+            }
+        }
+        local.runnext_streak = 0;
+        local.runq.pop().map(|g| (g, false))
+    }
+
+    /// A batch from the global queue into `p`'s queue; returns one G.
+    fn globrunqget(&self, p: &P) -> Option<GRef> {
+        // SAFETY: the caller owns `p`.
+        let local = unsafe { p.local() };
+        let n = self.global.len() / self.ps.len() + 1;
+        loop {
+            match self
+                .global
+                .steal_batch_with_limit_and_pop(&local.runq, n.min(LOCAL_QUEUE_MAX / 2))
+            {
+                Steal::Success(g) => return Some(g),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Steals half of `victim`'s queue into `p`'s; `runnext` only if
+    /// `take_next` and the queue was empty.
+    fn runqsteal(&self, p: &P, victim: &P, take_next: bool) -> Option<GRef> {
+        // SAFETY: the caller owns `p`.
+        let local = unsafe { p.local() };
+        loop {
+            let half = victim.stealer.len().div_ceil(2).max(1);
+            match victim
+                .stealer
+                .steal_batch_with_limit_and_pop(&local.runq, half)
+            {
+                Steal::Success(g) => return Some(g),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        if take_next {
+            let next = victim.runnext.load(Ordering::Acquire);
+            if !next.is_null()
+                && victim
+                    .runnext
+                    .compare_exchange(
+                        next,
+                        std::ptr::null_mut(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+            {
+                // SAFETY: we won the CAS, so we own this live G.
+                return Some(unsafe { GRef::from_ptr(next) });
+            }
+        }
+        None
+    }
+
+    /// Puts `g` on the global queue and wakes an M if one is needed.
+    pub(crate) fn global_put(&self, g: GRef) {
+        self.global.push(g);
+        self.wakep();
+    }
+
+    pub(crate) fn global_len(&self) -> usize {
+        self.global.len()
+    }
+
+    // ---------------------------------------------------------------
+    // Idle Ps and Ms
+
+    fn pidleget(&self) -> Option<&'static P> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let i = idle.ps.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        Some(self.p_static(i))
+    }
+
+    fn pidleput(&self, p: &P) {
+        p.status.store(PStatus::Idle as u8, Ordering::Release);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.ps.push(p.id);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Wakes (or starts) an M to run an idle P, if there is an idle P and
+    /// no M is spinning already.
+    #[inline]
+    pub(crate) fn wakep(&self) {
+        // SeqCst pairs with the fence before the parking M's re-check.
+        fence(Ordering::SeqCst);
+        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        self.wakep_slow();
+    }
+
+    #[cold]
+    fn wakep_slow(&self) {
+        if self
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        match self.pidleget() {
+            Some(p) => self.startm(p, true),
+            None => {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Runs `p` on an idle M, or a new one.
+    pub(crate) fn startm(&self, p: &'static P, spinning: bool) {
+        p.status.store(PStatus::Running as u8, Ordering::Release);
+        let idle_m = self.idle.lock().unwrap_or_else(|e| e.into_inner()).ms.pop();
+        match idle_m {
+            Some(m) => {
+                self.nmidle.fetch_sub(1, Ordering::Relaxed);
+                m.next_spinning.store(spinning, Ordering::Relaxed);
+                m.nextp.store(p as *const P as *mut P, Ordering::Release);
+                m.unpark();
+            }
+            None => {
+                if let Err(e) = self.newm(p, spinning) {
+                    // No thread: give the P back; the work stays queued for
+                    // the running Ms. Say so once rather than losing it.
+                    crate::util::warn(&format!("cannot start a worker thread: {e}"));
+                    if spinning {
+                        self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    self.pidleput(p);
+                }
+            }
+        }
+    }
+
+    /// Starts a new M thread that begins with `p`.
+    fn newm(&self, p: &'static P, spinning: bool) -> std::io::Result<()> {
+        let mut allm = self.allm.lock().unwrap_or_else(|e| e.into_inner());
+        let m = Arc::new(M::new(allm.len(), self as *const Sched));
+        m.next_spinning.store(spinning, Ordering::Relaxed);
+        m.nextp.store(p as *const P as *mut P, Ordering::Release);
+        let m2 = m.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("gort-m{}", m.id))
+            .spawn(move || mstart(m2))?;
+        allm.push((m, Some(handle)));
+        Ok(())
+    }
+
+    /// Parks the calling M until `startm` hands it a P; returns it, or
+    /// `None` at shutdown.
+    fn stopm(&self, m: &Arc<M>) -> Option<&'static P> {
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if self.shutdown.load(Ordering::Acquire) {
+                return None;
+            }
+            idle.ms.push(m.clone());
+            self.nmidle.fetch_add(1, Ordering::Relaxed);
+        }
+        loop {
+            m.park();
+            let p = m.nextp.swap(std::ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: startm stores pointers to this Sched's Ps.
+                return Some(unsafe { &*p });
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                return None;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // The schedule loop
+
+    /// Finds a G to run for `m`, which holds a P. Parks the M when there is
+    /// nothing; returns `None` at shutdown.
+    fn find_runnable(&self, m: &Arc<M>) -> Option<(GRef, bool)> {
+        'top: loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                return None;
+            }
+            // SAFETY: we are on m's thread.
+            let ml = unsafe { m.local() };
+            let p = ml.p.expect("find_runnable without a P");
+            // 1. Fairness: every 61st schedule, the global queue first.
+            if p.schedtick.load(Ordering::Relaxed) % 61 == 0 && !self.global.is_empty() {
+                loop {
+                    match self.global.steal() {
+                        Steal::Success(g) => return Some((g, false)),
+                        Steal::Retry => continue,
+                        Steal::Empty => break,
+                    }
+                }
+            }
+            // 2. Local.
+            if let Some(r) = self.runqget(p) {
+                return Some(r);
+            }
+            // 3. Global, a batch.
+            if let Some(g) = self.globrunqget(p) {
+                return Some((g, false));
+            }
+            // 4. Steal, while spinning Ms are fewer than busy Ps / 2.
+            let busy = self.ps.len() - self.npidle.load(Ordering::SeqCst);
+            if ml.spinning || 2 * self.nmspinning.load(Ordering::SeqCst) < busy {
+                if !ml.spinning {
+                    ml.spinning = true;
+                    self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Some(g) = self.steal_work(p) {
+                    return Some((g, false));
+                }
+            }
+            // 5. Give up the P, stop spinning, re-check, park.
+            self.pidleput(p);
+            ml.p = None;
+            let was_spinning = ml.spinning;
+            if was_spinning {
+                ml.spinning = false;
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            // SeqCst: pairs with wakep's fence (StoreLoad: our npidle and
+            // nmspinning stores before the queue loads below; the enqueuer's
+            // queue store before its npidle/nmspinning loads).
+            fence(Ordering::SeqCst);
+            if (!self.global.is_empty() || self.ps.iter().any(P::has_work))
+                && let Some(p) = self.pidleget_running()
+            {
+                ml.p = Some(p);
+                if was_spinning {
+                    ml.spinning = true;
+                    self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                }
+                continue 'top;
+            }
+            // Park until startm hands us a P.
+            let p = self.stopm(m)?;
+            // SAFETY: still on m's thread.
+            let ml = unsafe { m.local() };
+            ml.p = Some(p);
+            if m.next_spinning.swap(false, Ordering::Relaxed) {
+                ml.spinning = true; // already counted by wakep
+            }
+        }
+    }
+
+    /// Steals from the other Ps, in random order, `runnext` on the last
+    /// of four rounds.
+    fn steal_work(&self, p: &P) -> Option<GRef> {
+        let n = self.ps.len();
+        if n == 1 {
+            return None;
+        }
+        for round in 0..4 {
+            // SAFETY: the caller owns `p`.
+            let start = unsafe { p.local() }.next_rand() as usize % n;
+            let step = coprime_step(n, start);
+            for k in 0..n {
+                let victim = &self.ps[(start + k * step) % n];
+                if victim.id == p.id || victim.status() == PStatus::Idle && !victim.has_work() {
+                    continue;
+                }
+                if let Some(g) = self.runqsteal(p, victim, round == 3) {
+                    return Some(g);
+                }
+            }
+        }
+        None
+    }
+
+    /// Stops spinning after finding work; wakes another spinner if this was
+    /// the last one (Go's resetspinning).
+    fn reset_spinning(&self, ml: &mut m::MLocal) {
+        if ml.spinning {
+            ml.spinning = false;
+            if self.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.wakep();
+            }
+        }
+    }
+
+    /// Makes `g` runnable; for a G parked by gopark.
+    pub(crate) fn ready(&self, g: GRef, next: bool) {
+        g.cas_status(
+            GStatus::Waiting,
+            GStatus::Runnable,
+            "runtime: goready of a G that is not waiting",
+        );
+        match self.current_p() {
+            Some(p) => {
+                self.runqput(p, g, next);
+                self.wakep();
+            }
+            None => self.global_put(g),
+        }
+    }
+
+    /// The P the calling thread owns in this runtime: its M's P, if the
+    /// thread is an M of this runtime and the P is not in a blocking call
+    /// (sysmon may have handed it to another M then).
+    pub(crate) fn current_p(&self) -> Option<&'static P> {
+        let m = getm();
+        if m.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null M pointer of this thread is a live M.
+        let m = unsafe { &*m };
+        if !std::ptr::eq(m.sched, self) {
+            return None;
+        }
+        // SAFETY: we are on m's thread.
+        let p = unsafe { m.local() }.p?;
+        (p.status() == PStatus::Running).then_some(p)
+    }
+}
+
+/// A step through `0..n` that visits every index once (coprime with `n`).
+fn coprime_step(n: usize, seed: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let mut step = seed % n + 1;
+    while gcd(step, n) != 1 {
+        step = step % n + 1;
+    }
+    step
+}
+
+/// The body of every M thread.
+fn mstart(m: Arc<M>) {
+    let _ = m.thread.set(std::thread::current());
+    setm(Arc::as_ptr(&m));
+    if let Err(e) = stack::ensure_altstack() {
+        crate::util::warn(&format!(
+            "worker thread without an alternate signal stack: {e}"
+        ));
+    }
+    let sched = m.sched();
+    let p = m.nextp.swap(std::ptr::null_mut(), Ordering::Acquire);
+    // SAFETY: on m's thread.
+    let ml = unsafe { m.local() };
+    ml.p = if p.is_null() {
+        None
+    } else {
+        // SAFETY: newm stores a pointer to one of this Sched's Ps.
+        Some(unsafe { &*p })
+    };
+    ml.spinning = m.next_spinning.swap(false, Ordering::Relaxed);
+    sched.schedule(&m);
+    setm(std::ptr::null());
+}
+
+impl Sched {
+    /// The g0 loop of an M: find a G, run it, repeat; returns at shutdown.
+    fn schedule(&self, m: &Arc<M>) {
+        loop {
+            // SAFETY: on m's thread.
+            if unsafe { m.local() }.p.is_none() {
+                // After a blocking call we may have lost our P.
+                match self.stopm(m) {
+                    Some(p) => {
+                        // SAFETY: on m's thread.
+                        let ml = unsafe { m.local() };
+                        ml.p = Some(p);
+                        ml.spinning = m.next_spinning.swap(false, Ordering::Relaxed);
+                    }
+                    None => break,
+                }
+            }
+            let Some((g, inherit)) = self.find_runnable(m) else {
+                break;
+            };
+            // SAFETY: on m's thread.
+            let ml = unsafe { m.local() };
+            self.reset_spinning(ml);
+            let p = ml.p.expect("a P after find_runnable");
+            if !inherit {
+                p.schedtick.fetch_add(1, Ordering::Relaxed);
+            }
+            self.execute(m, g);
+        }
+        // Shutdown: leave the P for the teardown.
+        // SAFETY: on m's thread.
+        let ml = unsafe { m.local() };
+        if ml.spinning {
+            ml.spinning = false;
+            self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        ml.p = None;
+    }
+
+    /// Runs `g` on this M until it parks, yields or exits, and handles what
+    /// it asked for on g0.
+    fn execute(&self, m: &Arc<M>, g: GRef) {
+        g.set_status(GStatus::Running);
+        loop {
+            // SAFETY: on m's thread; we own g (taken from a queue).
+            let ml = unsafe { m.local() };
+            ml.curg = Some(g);
+            setg(Some(g));
+            // SAFETY: we own g while it is Running on this M.
+            let own = unsafe { g.own() };
+            own.m = Arc::as_ptr(m);
+            let sp = match own.sp {
+                Some(sp) => sp,
+                None => match self.first_run(m, g) {
+                    Some(sp) => sp,
+                    None => return, // no stack: the G was finished with an error
+                },
+            };
+            if let Some(p) = ml.p {
+                p.run_since.store(self.nanotime_cheap(), Ordering::Relaxed);
+            }
+            // SAFETY: `sp` is g's saved context; g returns to this g0 with a
+            // Req (or exits); we pass our M so it knows where it runs.
+            let t = unsafe { arch::switch_to_child(sp, Arc::as_ptr(m) as usize) };
+            // Back on g0. The G is off its stack.
+            setg(None);
+            // SAFETY: on m's thread.
+            let ml = unsafe { m.local() };
+            ml.curg = None;
+            // SAFETY: we still own g: it switched to us and nobody else
+            // knows it until we publish it below.
+            let own = unsafe { g.own() };
+            if let Some(c) = own.canary {
+                // SAFETY: the canary belongs to g's stack, still allocated.
+                if !unsafe { stack::canary_intact(c) } {
+                    park::overflowed(g.id(), own.spec.size());
+                }
+            }
+            let Some(sp) = StackPointer::new(t.from) else {
+                self.gdead(m, g);
+                return;
+            };
+            own.sp = Some(sp);
+            // SAFETY: a G switches to g0 with a pointer to a live Req on its
+            // stack, which stays intact until the G is resumed.
+            let req = unsafe { &*(t.arg as *const Req) };
+            match req {
+                Req::Park(park) => {
+                    g.set_status(GStatus::Waiting);
+                    // SAFETY: called once, on g0, with the G off its stack.
+                    if unsafe { park.call(g) } {
+                        return;
+                    }
+                    // The callback declined: resume the G at once.
+                    g.cas_status(
+                        GStatus::Waiting,
+                        GStatus::Running,
+                        "runtime: parked G changed state",
+                    );
+                }
+                Req::Yield => {
+                    g.set_status(GStatus::Runnable);
+                    let p = ml.p.expect("yield without a P");
+                    // SAFETY: we own p.
+                    unsafe { p.local() }.runq.push(g);
+                    return;
+                }
+                Req::NoP => {
+                    // The G came back from `blocking` and found no P.
+                    g.set_status(GStatus::Runnable);
+                    self.global_put(g);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Cheap monotonic ns for bookkeeping (sysmon's long-run detection).
+    fn nanotime_cheap(&self) -> u64 {
+        if self.debug.longrun {
+            self.nanotime()
+        } else {
+            0
+        }
+    }
+
+    /// Gives `g` a stack and a fresh context at its first run. On failure
+    /// the G is finished with the error and `None` is returned.
+    fn first_run(&self, m: &Arc<M>, g: GRef) -> Option<StackPointer> {
+        // SAFETY: we own g (it is about to run on this M).
+        let own = unsafe { g.own() };
+        // SAFETY: on m's thread.
+        let ml = unsafe { m.local() };
+        let cached = ml.p.and_then(|p| {
+            // SAFETY: we own p.
+            let stacks = &mut unsafe { p.local() }.stacks;
+            let i = stacks.iter().rposition(|s| s.spec() == own.spec)?;
+            Some(stacks.swap_remove(i))
+        });
+        let stack = match cached.map_or_else(|| Stack::new(own.spec), Ok) {
+            Ok(s) => s,
+            Err(e) => {
+                let task = own.task.take().expect("a fresh G has a task");
+                task.fail(Box::new(format!(
+                    "gort: cannot start coroutine {}: {e}",
+                    g.id()
+                )));
+                self.gdead(m, g);
+                return None;
+            }
+        };
+        stack.set_owner(g.id());
+        own.canary = stack.canary();
+        let top = stack.top();
+        own.stack = Some(stack);
+        // SAFETY: `top` is the aligned top of the stack g now owns.
+        Some(unsafe { arch::init_stack(top, park::g_entry, g.as_ptr().cast()) })
+    }
+
+    /// Recycles a finished G: stack to the P's cache, G to a free list.
+    fn gdead(&self, m: &Arc<M>, g: GRef) {
+        g.set_status(GStatus::Dead);
+        // SAFETY: we own the dead G.
+        let own = unsafe { g.own() };
+        // SAFETY: on m's thread.
+        let ml = unsafe { m.local() };
+        own.sp = None;
+        own.canary = None;
+        own.name = None;
+        own.task = None;
+        let locals = std::mem::take(&mut own.locals);
+        drop(locals);
+        g.g().id.store(0, Ordering::Relaxed);
+        let stack = own.stack.take();
+        g.set_status(GStatus::Idle);
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        match ml.p {
+            Some(p) => {
+                // SAFETY: we own p.
+                let local = unsafe { p.local() };
+                if let Some(s) = stack {
+                    if local.stacks.len() < STACK_CACHE_MAX {
+                        local.stacks.push(s);
+                    } else {
+                        stack::put(s);
+                    }
+                }
+                local.gfree.push(g);
+                if local.gfree.len() > GFREE_MAX {
+                    let half = local.gfree.split_off(GFREE_MAX / 2);
+                    self.gfree
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(half);
+                }
+            }
+            None => {
+                if let Some(s) = stack {
+                    stack::put(s);
+                }
+                self.gfree.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+            }
+        }
+    }
+
+    /// A G to spawn into: from the P's free list, the global one, or new.
+    pub(crate) fn galloc(&self, p: Option<&P>) -> GRef {
+        if let Some(p) = p {
+            // SAFETY: the caller owns p.
+            let local = unsafe { p.local() };
+            if let Some(g) = local.gfree.pop() {
+                return g;
+            }
+            let mut global = self.gfree.lock().unwrap_or_else(|e| e.into_inner());
+            let n = global.len().min(GFREE_MAX / 2);
+            let at = global.len() - n;
+            local.gfree.extend(global.drain(at..));
+            drop(global);
+            if let Some(g) = local.gfree.pop() {
+                return g;
+            }
+        } else if let Some(g) = self.gfree.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return g;
+        }
+        let g = GRef::alloc(self as *const Sched, self.spec);
+        self.allgs.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+        g
+    }
+
+    /// Number of Ms started so far.
+    pub(crate) fn mcount(&self) -> usize {
+        self.allm.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub(crate) fn nmspinning(&self) -> usize {
+        self.nmspinning.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn npidle(&self) -> usize {
+        self.npidle.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn nmidle(&self) -> usize {
+        self.nmidle.load(Ordering::Relaxed)
+    }
+
+    /// Stops every M and joins its thread (runtime teardown).
+    pub(crate) fn stop_all_ms(&self) {
+        {
+            let _idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            self.shutdown.store(true, Ordering::Release);
+        }
+        loop {
+            let ms: Vec<MThread> = {
+                let mut allm = self.allm.lock().unwrap_or_else(|e| e.into_inner());
+                allm.iter_mut()
+                    .filter_map(|(m, h)| h.take().map(|h| (m.clone(), Some(h))))
+                    .collect()
+            };
+            if ms.is_empty() {
+                break;
+            }
+            for (m, h) in ms {
+                m.unpark();
+                if let Some(h) = h {
+                    let _ = h.join();
+                }
+            }
+        }
+    }
+}
+
+/// The current G and its runtime, if this thread is running one.
+pub(crate) fn current() -> Option<(GRef, &'static Sched)> {
+    let g = getg()?;
+    // SAFETY: a running G's sched pointer is its live runtime.
+    Some((g, unsafe { &*g.g().sched }))
+}

@@ -1,0 +1,151 @@
+//! P: the right to run Gs. Holds a local run queue, a `runnext` slot and
+//! caches of free Gs and stacks.
+//!
+//! # P status
+//! ```text
+//!   Idle ──acquirep──▶ Running ──entersyscall──▶ Syscall
+//!    ▲                   │  ▲                       │
+//!    └────releasep───────┘  └──exitsyscall (CAS)────┤
+//!    └──────────── sysmon retake (CAS) ─────────────┘
+//! ```
+//! - `Idle`: on the idle list (`Sched::pidle`); nobody runs it.
+//! - `Running`: owned by exactly one M, which alone touches `local`.
+//! - `Syscall`: its M is inside `blocking(f)`; the M still owns it, but
+//!   sysmon may take it with a CAS to `Idle` and hand it to another M. The
+//!   M takes it back with the opposite CAS; whoever wins the CAS owns it.
+//!
+//! Other Ms only ever touch a P through `stealer`, `runnext` (a CAS steal)
+//! and the atomic counters.
+
+use std::{
+    cell::UnsafeCell,
+    ptr,
+    sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering},
+};
+
+use crossbeam_deque::{Stealer, Worker};
+
+use super::g::{G, GRef};
+use crate::stack::Stack;
+
+/// P status; see the module comment.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PStatus {
+    Idle = 0,
+    Running = 1,
+    Syscall = 2,
+}
+
+/// Local run queue length above which half of it moves to the global queue
+/// (Go's runqputslow), so that an overloaded P shares with idle ones.
+pub(crate) const LOCAL_QUEUE_MAX: usize = 256;
+/// Free Gs a P keeps for itself before giving them to the global list.
+pub(crate) const GFREE_MAX: usize = 64;
+/// Free stacks a P keeps before returning them to the global pool.
+pub(crate) const STACK_CACHE_MAX: usize = 32;
+
+pub(crate) struct P {
+    pub(crate) id: usize,
+    pub(crate) status: AtomicU8,
+    /// Owner-only state.
+    local: UnsafeCell<PLocal>,
+    /// Steal handle of `PLocal::runq`, used by other Ms.
+    pub(crate) stealer: Stealer<GRef>,
+    /// A G to run next, ahead of the queue. Written by the owner (swap) and
+    /// by thieves (CAS to null); AcqRel on both sides hands over the G.
+    pub(crate) runnext: AtomicPtr<G>,
+    /// Counts schedules that did not inherit a time slice; sysmon reads it.
+    pub(crate) schedtick: AtomicU32,
+    /// Counts `blocking` calls; sysmon reads it to see a call is the same.
+    pub(crate) syscalltick: AtomicU32,
+    /// When the current `blocking` call started (ns since runtime start).
+    pub(crate) syscall_when: AtomicU64,
+    /// When the current G started running (ns since runtime start), for
+    /// sysmon's long-running report.
+    pub(crate) run_since: AtomicU64,
+}
+
+/// The part of a P that only its owner touches.
+pub(crate) struct PLocal {
+    pub(crate) runq: Worker<GRef>,
+    pub(crate) gfree: Vec<GRef>,
+    pub(crate) stacks: Vec<Stack>,
+    /// Consecutive schedules taken from `runnext` (inheriting the slice).
+    pub(crate) runnext_streak: u32,
+    /// Random state for the steal order.
+    pub(crate) rand: u64,
+}
+
+// SAFETY: `local` is only touched by the P's owner (see the module
+// comment); everything else is atomic or Sync.
+unsafe impl Sync for P {}
+// SAFETY: as above.
+unsafe impl Send for P {}
+
+impl P {
+    pub(crate) fn new(id: usize) -> P {
+        let runq = Worker::new_fifo();
+        P {
+            id,
+            status: AtomicU8::new(PStatus::Idle as u8),
+            stealer: runq.stealer(),
+            local: UnsafeCell::new(PLocal {
+                runq,
+                gfree: Vec::new(),
+                stacks: Vec::new(),
+                runnext_streak: 0,
+                rand: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            }),
+            runnext: AtomicPtr::new(ptr::null_mut()),
+            schedtick: AtomicU32::new(0),
+            syscalltick: AtomicU32::new(0),
+            syscall_when: AtomicU64::new(0),
+            run_since: AtomicU64::new(0),
+        }
+    }
+
+    /// The owner-only state.
+    ///
+    /// # Safety
+    /// The caller's M owns this P and holds no other reference to it.
+    #[inline(always)]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "ownership is by protocol, documented above"
+    )]
+    pub(crate) unsafe fn local(&self) -> &mut PLocal {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { &mut *self.local.get() }
+    }
+
+    pub(crate) fn status(&self) -> PStatus {
+        match self.status.load(Ordering::Acquire) {
+            0 => PStatus::Idle,
+            1 => PStatus::Running,
+            _ => PStatus::Syscall,
+        }
+    }
+
+    /// Whether this P has any G queued (local queue or runnext).
+    pub(crate) fn has_work(&self) -> bool {
+        !self.stealer.is_empty() || !self.runnext.load(Ordering::Acquire).is_null()
+    }
+
+    /// Queue length as seen from outside (for schedtrace).
+    pub(crate) fn queued(&self) -> usize {
+        self.stealer.len() + usize::from(!self.runnext.load(Ordering::Relaxed).is_null())
+    }
+}
+
+impl PLocal {
+    /// xorshift64*: the steal order's randomness.
+    pub(crate) fn next_rand(&mut self) -> u64 {
+        let mut x = self.rand;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rand = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}

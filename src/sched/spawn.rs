@@ -1,0 +1,366 @@
+//! newproc: spawning a G, and `JoinHandle`.
+//!
+//! A spawn makes one allocation: an `Arc<TaskCell<F, T>>` holding the
+//! closure until it runs and the result until it is joined. The G holds it
+//! as `Arc<dyn Task>`, the handle as `Arc<dyn JoinSlot<T>>`.
+//!
+//! # Join state (`Join::state`, one word)
+//! ```text
+//!   RUNNING ──complete──▶ DONE
+//!      │                   ▲
+//!      └──join parks──▶ &Waiter ──complete: copy the waker, then DONE──┘
+//! ```
+//! - `RUNNING` (0): not finished, nobody waiting.
+//! - `&Waiter`: a joiner is blocked; the `Waiter` lives on its stack and
+//!   stays valid until the state becomes `DONE` (the joiner cannot return
+//!   before that). The completer copies the waker out *before* storing
+//!   `DONE`, then wakes it.
+//! - `DONE` (1): the result is in `result` (written before the Release
+//!   store of `DONE`); the joiner takes it after an Acquire load.
+
+use std::{
+    any::Any,
+    cell::UnsafeCell,
+    fmt, io,
+    marker::PhantomData,
+    panic::{self, AssertUnwindSafe},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread::{self, Thread},
+};
+
+use super::{
+    Sched,
+    g::{GRef, GStatus, WaitReason, getg},
+    m::getm,
+    park::{ForcedUnwind, gopark, goready},
+};
+use crate::stack::StackSpec;
+
+const RUNNING: usize = 0;
+const DONE: usize = 1;
+
+/// What a G runs.
+pub(crate) trait Task: Send + Sync {
+    /// Runs the closure (once) and completes the join slot.
+    fn run(&self);
+    /// Completes the join slot with `payload` as the error, without running
+    /// the closure (which is dropped).
+    fn fail(&self, payload: Box<dyn Any + Send>);
+}
+
+/// The result side, seen by a `JoinHandle<T>`.
+trait JoinSlot<T>: Send + Sync {
+    fn join_state(&self) -> &Join<T>;
+}
+
+/// Who waits for a task to finish.
+enum Waiter {
+    G(GRef),
+    Thread(Thread),
+}
+
+struct Join<T> {
+    state: AtomicUsize,
+    result: UnsafeCell<Option<thread::Result<T>>>,
+}
+
+struct TaskCell<F, T> {
+    f: UnsafeCell<Option<F>>,
+    join: Join<T>,
+}
+
+// SAFETY: `f` is taken exactly once, by the G running the task; `result` is
+// written once by the completer before DONE and read once by the joiner
+// after it (Release/Acquire on `state`).
+unsafe impl<F: Send, T: Send> Sync for TaskCell<F, T> {}
+
+impl<F, T> Task for TaskCell<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn run(&self) {
+        // SAFETY: only the G running this task takes the closure, once.
+        let f = unsafe { (*self.f.get()).take() }.expect("a task runs once");
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        if let Err(p) = &r
+            && p.is::<ForcedUnwind>()
+        {
+            self.join.complete(Err(Box::new(
+                "gort: the runtime was dropped before the coroutine finished",
+            )));
+            return;
+        }
+        self.join.complete(r);
+    }
+
+    fn fail(&self, payload: Box<dyn Any + Send>) {
+        // SAFETY: the task never ran and never will: we own the closure.
+        drop(unsafe { (*self.f.get()).take() });
+        self.join.complete(Err(payload));
+    }
+}
+
+impl<F, T> JoinSlot<T> for TaskCell<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn join_state(&self) -> &Join<T> {
+        &self.join
+    }
+}
+
+impl<T> Join<T> {
+    fn complete(&self, r: thread::Result<T>) {
+        // SAFETY: only the completer writes, before publishing DONE.
+        unsafe { *self.result.get() = Some(r) };
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            if s == RUNNING {
+                // Release: the result is visible to whoever sees DONE.
+                match self.state.compare_exchange(
+                    RUNNING,
+                    DONE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return,
+                    Err(now) => s = now,
+                }
+                continue;
+            }
+            // A waiter: copy its waker while the joiner still waits (it
+            // cannot leave before DONE), then release it.
+            // SAFETY: a non-RUNNING, non-DONE state is a live &Waiter.
+            let wake = match unsafe { &*(s as *const Waiter) } {
+                Waiter::G(g) => Waiter::G(*g),
+                Waiter::Thread(t) => Waiter::Thread(t.clone()),
+            };
+            self.state.store(DONE, Ordering::Release);
+            match wake {
+                Waiter::G(g) => goready(g),
+                Waiter::Thread(t) => t.unpark(),
+            }
+            return;
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Blocks until DONE (parking the G, or the thread) and takes the
+    /// result.
+    fn wait(&self) -> thread::Result<T> {
+        if !self.is_done() {
+            match getg() {
+                Some(g) => {
+                    let waiter = Waiter::G(g);
+                    let state = &self.state;
+                    let w = &waiter as *const Waiter as usize;
+                    // SAFETY: the callback only CASes the state word (not
+                    // on the G's stack) and publishes `waiter`, which lives
+                    // in this frame until we are woken.
+                    unsafe {
+                        gopark(
+                            move |_| {
+                                state
+                                    .compare_exchange(
+                                        RUNNING,
+                                        w,
+                                        Ordering::AcqRel,
+                                        Ordering::Acquire,
+                                    )
+                                    .is_ok()
+                            },
+                            WaitReason::Join,
+                        );
+                    }
+                }
+                None => {
+                    let waiter = Waiter::Thread(thread::current());
+                    let w = &waiter as *const Waiter as usize;
+                    if self
+                        .state
+                        .compare_exchange(RUNNING, w, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        while !self.is_done() {
+                            thread::park();
+                        }
+                    }
+                }
+            }
+        }
+        debug_assert!(self.is_done());
+        // SAFETY: DONE was observed with Acquire; only the joiner (the
+        // unique JoinHandle, consumed by join) reads the result.
+        unsafe { (*self.result.get()).take() }.expect("a finished task has a result")
+    }
+}
+
+/// An owned permission to join a coroutine: `join` waits for it to finish
+/// and returns its result, or the panic it ended with.
+///
+/// Dropping the handle detaches the coroutine; it keeps running.
+pub struct JoinHandle<T> {
+    slot: Arc<dyn JoinSlot<T>>,
+    id: u64,
+    _not_sync: PhantomData<*const ()>,
+}
+
+// SAFETY: the handle only moves the right to take a `T` (which is Send).
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the coroutine to finish. Inside a coroutine this parks the
+    /// coroutine (its M runs others meanwhile); on a plain thread it blocks
+    /// the thread. `Err` carries the panic payload, as `std::thread` does.
+    pub fn join(self) -> thread::Result<T> {
+        self.slot.join_state().wait()
+    }
+
+    /// Whether the coroutine has finished.
+    pub fn is_finished(&self) -> bool {
+        self.slot.join_state().is_done()
+    }
+
+    /// The coroutine's id (as `gort::current().id()` reports inside it).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Configures a coroutine before spawning it: a name and a stack size.
+///
+/// ```
+/// let answer = gort::run(|| {
+///     let h = gort::Builder::new().name("worker").stack_size(64 * 1024)
+///         .spawn(|| gort::current().name().map(str::to_owned))?;
+///     Ok::<_, std::io::Error>(h.join().unwrap())
+/// })
+/// .unwrap();
+/// assert_eq!(answer.as_deref(), Some("worker"));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// Default settings: no name, the runtime's stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the coroutine (`gort::current().name()` inside it).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes; see [`crate::stack::MIN_STACK_SIZE`].
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns on the runtime of the calling coroutine or worker thread.
+    ///
+    /// # Errors
+    /// A stack size out of range. (A stack that cannot be mapped when the
+    /// coroutine first runs finishes it with an error, seen by `join`.)
+    ///
+    /// # Panics
+    /// Outside a gort runtime (use `Runtime::spawn` there).
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let sched = current_sched().expect(
+            "gort::spawn called outside a gort runtime: call it from a coroutine, or use Runtime::spawn / gort::run",
+        );
+        self.spawn_on(sched, f)
+    }
+
+    pub(crate) fn spawn_on<F, T>(self, sched: &Sched, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let spec = match self.stack_size {
+            Some(n) => StackSpec::new(n, sched.spec.guarded())?,
+            None => sched.spec,
+        };
+        Ok(newproc(sched, spec, self.name, f))
+    }
+}
+
+/// The runtime of the calling thread: its G's, or its M's.
+pub(crate) fn current_sched() -> Option<&'static Sched> {
+    if let Some((_, s)) = super::current() {
+        return Some(s);
+    }
+    let m = getm();
+    // SAFETY: a non-null M pointer of this thread is live.
+    (!m.is_null()).then(|| unsafe { &*m }.sched())
+}
+
+/// Creates a G for `f` and makes it runnable (Go's newproc).
+pub(crate) fn newproc<F, T>(
+    sched: &Sched,
+    spec: StackSpec,
+    name: Option<String>,
+    f: F,
+) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let cell = Arc::new(TaskCell {
+        f: UnsafeCell::new(Some(f)),
+        join: Join {
+            state: AtomicUsize::new(RUNNING),
+            result: UnsafeCell::new(None),
+        },
+    });
+    let id = crate::coro::next_id();
+    let p = sched.current_p();
+    let g = sched.galloc(p);
+    // SAFETY: a G from a free list (or new) is owned by us until queued.
+    let own = unsafe { g.own() };
+    own.task = Some(cell.clone());
+    own.name = name.map(Arc::from);
+    own.spec = spec;
+    own.sp = None;
+    g.g().id.store(id, Ordering::Relaxed);
+    g.set_status(GStatus::Runnable);
+    sched.live.fetch_add(1, Ordering::Relaxed);
+    match p {
+        Some(p) => {
+            sched.runqput(p, g, true);
+            sched.wakep();
+        }
+        None => sched.global_put(g),
+    }
+    JoinHandle {
+        slot: cell,
+        id,
+        _not_sync: PhantomData,
+    }
+}

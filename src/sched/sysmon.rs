@@ -1,0 +1,243 @@
+//! `blocking(f)` (Go's entersyscall/exitsyscall) and sysmon, the thread
+//! that retakes Ps from Ms stuck in blocking calls.
+//!
+//! # The hand-off
+//! `blocking` marks the M's P `Syscall` and runs `f` on the G's stack, on
+//! this M. sysmon wakes every 20 µs while there is work to watch (backing
+//! off to 10 ms when idle); a P that has sat in `Syscall` for a whole tick
+//! (same `syscalltick` on two looks, at least 20 µs) is taken with a CAS
+//! `Syscall → Idle` and handed to another M if there is work for it. When
+//! `f` returns, the M CASes `Syscall → Running`: if it wins it goes on with
+//! its old P; if not, it takes an idle P if there is one, else it queues
+//! the G globally and parks (via g0, `Req::NoP`).
+
+use std::{
+    panic::{self, AssertUnwindSafe},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle as ThreadHandle,
+    time::Duration,
+};
+
+use super::{
+    Sched,
+    g::GStatus,
+    m::getm,
+    p::{P, PStatus},
+    park::{Req, mcall},
+};
+
+/// Runs `f`, which may block its thread, without stalling the other
+/// coroutines: see [`crate::blocking`].
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let Some((g, sched)) = super::current() else {
+        return f();
+    };
+    let m = getm();
+    // SAFETY: we run on M `m` (a running G's thread is its M).
+    let ml = unsafe { (*m).local() };
+    let Some(p) = ml.p else {
+        return f();
+    };
+    // entersyscall.
+    p.syscalltick.fetch_add(1, Ordering::Relaxed);
+    p.syscall_when.store(sched.nanotime(), Ordering::Relaxed);
+    g.set_status(GStatus::Syscall);
+    // Release: from here on sysmon may take `p` (and its queue, whose state
+    // our earlier pushes made visible).
+    p.status.store(PStatus::Syscall as u8, Ordering::Release);
+    sched.sysmon_wake();
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    // exitsyscall.
+    g.set_status(GStatus::Running);
+    let kept = p
+        .status
+        .compare_exchange(
+            PStatus::Syscall as u8,
+            PStatus::Running as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok();
+    if !kept {
+        // SAFETY: still on M `m`; no switch happened.
+        let ml = unsafe { (*m).local() };
+        ml.p = None;
+        match sched.pidleget_running() {
+            Some(p2) => ml.p = Some(p2),
+            None => {
+                // No P anywhere: queue ourselves and let the M park.
+                mcall(g, &Req::NoP);
+            }
+        }
+    }
+    match r {
+        Ok(v) => v,
+        Err(p) => panic::resume_unwind(p),
+    }
+}
+
+/// The sysmon thread's handle.
+pub(crate) struct Sysmon {
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<ThreadHandle<()>>>,
+}
+
+impl Sysmon {
+    pub(crate) fn start(sched: Arc<Sched>) -> std::io::Result<Sysmon> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("gort-sysmon".into())
+            .spawn(move || sysmon(&sched, &s))?;
+        Ok(Sysmon {
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+const TICK: Duration = Duration::from_micros(20);
+const MAX_DELAY: Duration = Duration::from_millis(10);
+/// A G running this long without switching is reported under
+/// `GORT_DEBUG=longrun`.
+const LONG_RUN_NS: u64 = 10_000_000;
+
+fn sysmon(sched: &Sched, stop: &AtomicBool) {
+    // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer
+    // slack, so its 20 µs sleeps are not stretched to 70 µs.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
+    sched.sysmon_thread.get_or_init(std::thread::current);
+    let mut delay = TICK;
+    let mut idle_rounds = 0u32;
+    // Per P: the syscalltick seen last round, and whether it was in Syscall.
+    let mut seen: Vec<(u32, bool)> = vec![(0, false); sched.ps.len()];
+    let mut last_long: Vec<u32> = vec![u32::MAX; sched.ps.len()];
+    let mut next_trace = sched.debug.schedtrace_ms.saturating_mul(1_000_000);
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(delay);
+        let mut busy = false;
+        let now = sched.nanotime();
+        for (p, seen) in sched.ps.iter().zip(seen.iter_mut()) {
+            let tick = p.syscalltick.load(Ordering::Relaxed);
+            if p.status() == PStatus::Syscall {
+                busy = true;
+                let waited = now.saturating_sub(p.syscall_when.load(Ordering::Relaxed));
+                if seen.1 && seen.0 == tick && waited >= TICK.as_nanos() as u64 {
+                    retake(sched, p);
+                }
+                *seen = (tick, true);
+            } else {
+                *seen = (tick, false);
+            }
+        }
+        if sched.debug.longrun {
+            for (p, last) in sched.ps.iter().zip(last_long.iter_mut()) {
+                let since = p.run_since.load(Ordering::Relaxed);
+                let tick = p.schedtick.load(Ordering::Relaxed);
+                if p.status() == PStatus::Running
+                    && since != 0
+                    && now.saturating_sub(since) > LONG_RUN_NS
+                {
+                    if *last != tick {
+                        *last = tick;
+                        eprintln!(
+                            "gort: a coroutine on P{} has run {} ms without yielding",
+                            p.id,
+                            now.saturating_sub(since) / 1_000_000
+                        );
+                    }
+                    busy = true;
+                }
+            }
+        }
+        if sched.debug.schedtrace_ms > 0 && now >= next_trace {
+            next_trace = now + sched.debug.schedtrace_ms * 1_000_000;
+            eprintln!("{}", sched.schedtrace_line(now));
+        }
+        if busy {
+            idle_rounds = 0;
+            delay = TICK;
+        } else {
+            idle_rounds += 1;
+            if idle_rounds > 50 {
+                delay = (delay * 2).min(MAX_DELAY);
+            }
+        }
+        if sched.debug.schedtrace_ms > 0 {
+            delay = delay.min(Duration::from_millis(sched.debug.schedtrace_ms));
+        }
+    }
+}
+
+/// Takes `p` from an M that sits in a blocking call and hands it on.
+fn retake(sched: &Sched, p: &P) {
+    if p.status
+        .compare_exchange(
+            PStatus::Syscall as u8,
+            PStatus::Idle as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        return; // the call returned meanwhile
+    }
+    sched.handoffp(p);
+}
+
+impl Sched {
+    /// Gives a P whose M is gone to an M if there is work for it, else to
+    /// the idle list (Go's handoffp).
+    fn handoffp(&self, p: &P) {
+        let p = self.p_static(p.id);
+        if p.has_work() || !self.global.is_empty() {
+            self.startm(p, false);
+        } else {
+            self.pidleput(p);
+            // Work may have arrived between the check and the put.
+            self.wakep();
+        }
+    }
+
+    /// An idle P, marked Running for the caller.
+    pub(crate) fn pidleget_running(&self) -> Option<&'static P> {
+        let p = self.pidleget()?;
+        p.status.store(PStatus::Running as u8, Ordering::Release);
+        Some(p)
+    }
+
+    /// Makes sysmon look now (it may be backing off).
+    pub(crate) fn sysmon_wake(&self) {
+        if let Some(t) = self.sysmon_thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// One line of `GORT_DEBUG=schedtrace=MS`, like Go's schedtrace.
+    pub(crate) fn schedtrace_line(&self, now: u64) -> String {
+        let queues: Vec<String> = self.ps.iter().map(|p| p.queued().to_string()).collect();
+        format!(
+            "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} live={} [{}]",
+            now / 1_000_000,
+            self.ps.len(),
+            self.npidle(),
+            self.mcount(),
+            self.nmspinning(),
+            self.nmidle(),
+            self.global_len(),
+            self.live.load(Ordering::Relaxed),
+            queues.join(" ")
+        )
+    }
+}
