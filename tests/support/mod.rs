@@ -43,3 +43,34 @@ pub fn mapping_count() -> usize {
         .lines()
         .count()
 }
+
+/// Runs `f` on its own thread and fails the test if it takes longer than
+/// `secs` seconds, so a lost wake-up shows as a failure, not a hung run.
+/// The limit is far above the expected time: a watchdog, not a timing.
+pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("did not finish within {secs} s: a hang (lost wake-up or starvation)"),
+    }
+}
+
+/// Threads of this process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .count()
+}
+
+/// A runtime with `procs` Ps.
+pub fn rt(procs: usize) -> gort::Runtime {
+    gort::Runtime::builder()
+        .procs(procs)
+        .build()
+        .expect("runtime")
+}

@@ -1,0 +1,312 @@
+//! gopark/goready, fairness, blocking hand-off, teardown.
+
+mod support;
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+};
+
+use gort::rt::{self, Gp, WaitReason};
+use support::{rt, with_timeout};
+
+/// A one-slot hand-off built only on gopark/goready: `wait` parks until
+/// `signal`; a signal before the wait is remembered.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<(bool, Option<Gp>)>,
+}
+
+impl Signal {
+    fn wait(&self) {
+        let mut st = self.state.lock().unwrap();
+        if std::mem::take(&mut st.0) {
+            return;
+        }
+        // SAFETY: the callback owns the guard and touches nothing on the
+        // coroutine's stack after publishing it.
+        unsafe {
+            rt::gopark(
+                move |g| {
+                    st.1 = Some(g);
+                    drop(st);
+                    true
+                },
+                WaitReason::Other,
+            )
+        };
+    }
+
+    fn signal(&self) {
+        let mut st = self.state.lock().unwrap();
+        match st.1.take() {
+            Some(g) => {
+                drop(st);
+                // SAFETY: published by `wait`'s callback; readied once.
+                unsafe { rt::goready(g) };
+            }
+            None => st.0 = true,
+        }
+    }
+}
+
+#[test]
+fn gopark_with_a_declining_callback_resumes_at_once() {
+    rt(1).block_on(|| {
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let o = other_ran.clone();
+        let h = gort::spawn(move || o.store(true, Ordering::SeqCst));
+        let mut called = false;
+        // SAFETY: the callback only writes a flag it borrows... before
+        // returning false, so the coroutine was never published.
+        unsafe {
+            rt::gopark(
+                |_| {
+                    called = true;
+                    false
+                },
+                WaitReason::Other,
+            )
+        };
+        assert!(called);
+        assert!(
+            !other_ran.load(Ordering::SeqCst),
+            "no other coroutine ran: we resumed at once"
+        );
+        h.join().unwrap();
+        assert!(other_ran.load(Ordering::SeqCst));
+    });
+}
+
+#[test]
+fn park_and_ready_racing_lose_no_wake_up() {
+    // Two coroutines hand a token back and forth many times on 2 Ps; each
+    // hand-off races a goready against a gopark. A lost wake-up hangs,
+    // which the watchdog turns into a failure.
+    with_timeout(120, || {
+        rt(2).block_on(|| {
+            let (a, b) = (Arc::new(Signal::default()), Arc::new(Signal::default()));
+            let (a2, b2) = (a.clone(), b.clone());
+            const ROUNDS: u32 = 200_000;
+            let pong = gort::spawn(move || {
+                for _ in 0..ROUNDS {
+                    a2.wait();
+                    b2.signal();
+                }
+            });
+            for _ in 0..ROUNDS {
+                a.signal();
+                b.wait();
+            }
+            pong.join().unwrap();
+        })
+    });
+}
+
+#[test]
+fn many_waiters_many_wakers_on_two_ps() {
+    with_timeout(120, || {
+        rt(2).block_on(|| {
+            let signals: Arc<Vec<Signal>> =
+                Arc::new((0..1000).map(|_| Signal::default()).collect());
+            let woken = Arc::new(AtomicUsize::new(0));
+            let waiters: Vec<_> = (0..1000)
+                .map(|i| {
+                    let (s, w) = (signals.clone(), woken.clone());
+                    gort::spawn(move || {
+                        s[i].wait();
+                        w.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            let wakers: Vec<_> = (0..4)
+                .map(|k| {
+                    let s = signals.clone();
+                    gort::spawn(move || {
+                        for i in (k..1000).step_by(4) {
+                            s[i].signal();
+                        }
+                    })
+                })
+                .collect();
+            for h in wakers.into_iter().chain(waiters) {
+                h.join().unwrap();
+            }
+            assert_eq!(woken.load(Ordering::SeqCst), 1000);
+        })
+    });
+}
+
+#[test]
+fn a_yield_loop_cannot_starve_a_new_coroutine() {
+    with_timeout(60, || {
+        rt(1).block_on(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let f = flag.clone();
+            let spinner = gort::spawn(move || {
+                let mut n = 0u64;
+                while !f.load(Ordering::SeqCst) {
+                    gort::yield_now();
+                    n += 1;
+                }
+                n
+            });
+            gort::yield_now(); // let the spinner start
+            let f = flag.clone();
+            gort::spawn(move || f.store(true, Ordering::SeqCst))
+                .join()
+                .unwrap();
+            assert!(spinner.join().unwrap() >= 1);
+        })
+    });
+}
+
+#[test]
+fn a_ping_pong_pair_cannot_starve_a_third() {
+    // On one P, two coroutines readying each other through runnext would
+    // run forever; the shared time slice lets the third one in.
+    with_timeout(60, || {
+        rt(1).block_on(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (a, b) = (Arc::new(Signal::default()), Arc::new(Signal::default()));
+            let rounds = Arc::new(AtomicU64::new(0));
+            let (a2, b2, s2, r2) = (a.clone(), b.clone(), stop.clone(), rounds.clone());
+            let ping = gort::spawn(move || {
+                while !s2.load(Ordering::SeqCst) {
+                    a2.signal();
+                    b2.wait();
+                    r2.fetch_add(1, Ordering::Relaxed);
+                }
+                a2.signal(); // release pong for its last round
+            });
+            let (a3, b3, s3) = (a.clone(), b.clone(), stop.clone());
+            let pong = gort::spawn(move || {
+                while !s3.load(Ordering::SeqCst) {
+                    a3.wait();
+                    b3.signal();
+                }
+            });
+            // We are the third: once the pair runs, we sit in the queue
+            // behind it and must still get turns to see it progress.
+            while rounds.load(Ordering::Relaxed) < 10_000 {
+                gort::yield_now();
+            }
+            stop.store(true, Ordering::SeqCst);
+            ping.join().unwrap();
+            pong.join().unwrap();
+            assert!(rounds.load(Ordering::Relaxed) >= 10_000);
+        })
+    });
+}
+
+#[test]
+fn a_blocking_call_hands_its_p_to_another_m() {
+    with_timeout(60, || {
+        rt(1).block_on(|| {
+            let in_call = Arc::new(AtomicBool::new(false));
+            let done = Arc::new(AtomicBool::new(false));
+            let (i2, d2) = (in_call.clone(), done.clone());
+            let sleeper = gort::spawn(move || {
+                gort::blocking(|| {
+                    i2.store(true, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                });
+                d2.store(true, Ordering::SeqCst);
+            });
+            let (i3, d3) = (in_call.clone(), done.clone());
+            let counter = gort::spawn(move || {
+                let mut during = 0u64;
+                while !d3.load(Ordering::SeqCst) {
+                    if i3.load(Ordering::SeqCst) {
+                        during += 1;
+                    }
+                    gort::yield_now();
+                }
+                during
+            });
+            sleeper.join().unwrap();
+            let during = counter.join().unwrap();
+            // One P: without the hand-off nothing else could run while the
+            // sleeper's M sat in its one-second call.
+            assert!(
+                during > 1000,
+                "only {during} increments while the only P's M was blocked"
+            );
+        })
+    });
+}
+
+/// Counts drops.
+struct OnDrop(Arc<AtomicUsize>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn dropping_a_runtime_unwinds_parked_coroutines() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let rt = rt(2);
+    let parked = Arc::new(Signal::default());
+    rt.block_on(move || {
+        for _ in 0..100 {
+            // Parked forever on a signal nobody sends.
+            let (d, p) = (d.clone(), parked.clone());
+            drop(gort::spawn(move || {
+                let _guard = OnDrop(d);
+                p.wait();
+                unreachable!("never signalled");
+            }));
+        }
+        for _ in 0..100 {
+            // Runnable, yielding forever (never finishes on its own).
+            let d = d.clone();
+            drop(gort::spawn(move || {
+                let _guard = OnDrop(d);
+                loop {
+                    gort::yield_now();
+                    std::thread::sleep(std::time::Duration::from_micros(10));
+                }
+            }));
+        }
+        for _ in 0..10 {
+            gort::yield_now();
+        }
+    });
+    // Spawned but never run: their closures own a guard too.
+    let never = rt.spawn({
+        let d = drops.clone();
+        let g = OnDrop(d);
+        move || drop(g)
+    });
+    with_timeout(60, move || drop(rt));
+    assert_eq!(drops.load(Ordering::SeqCst), 201);
+    let err = never.join().unwrap_err();
+    assert!(
+        err.downcast_ref::<&str>()
+            .unwrap()
+            .contains("runtime was dropped")
+    );
+}
+
+#[test]
+fn building_and_dropping_a_runtime_leaks_no_thread_or_mapping() {
+    let run_once = || {
+        let rt = rt(2);
+        rt.block_on(|| {
+            let hs: Vec<_> = (0..100).map(|i| gort::spawn(move || i)).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+        });
+    };
+    run_once();
+    let (threads, maps) = (support::thread_count(), support::mapping_count());
+    for _ in 0..100 {
+        run_once();
+    }
+    assert_eq!(support::thread_count(), threads, "threads leaked");
+    let after = support::mapping_count();
+    assert!(after <= maps + 16, "mappings grew from {maps} to {after}");
+}
