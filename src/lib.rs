@@ -98,6 +98,24 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     sched::sysmon::blocking(f)
 }
 
+/// Wires the calling coroutine to its worker thread (Go's
+/// `runtime.LockOSThread`): until the matching [`unlock_os_thread`], it
+/// always resumes on this thread, and this thread runs no other coroutine
+/// (while the coroutine is parked, the thread sleeps and its processor
+/// serves the others). Thread-locals, `errno` and thread-affine C
+/// libraries are then safe to use across parks. Calls nest. A parked wired
+/// coroutine costs two thread hand-offs per park/ready. No-op on a plain
+/// thread.
+pub fn lock_os_thread() {
+    sched::lock_os_thread();
+}
+
+/// Undoes one [`lock_os_thread`]; after the last, the coroutine may migrate
+/// again.
+pub fn unlock_os_thread() {
+    sched::unlock_os_thread();
+}
+
 /// Number of processors (Ps) of the current runtime; outside a runtime,
 /// the number a default runtime would get (`GORT_PROCS` or the available
 /// parallelism).

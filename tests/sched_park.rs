@@ -276,20 +276,47 @@ fn dropping_a_runtime_unwinds_parked_coroutines() {
             gort::yield_now();
         }
     });
-    // Spawned but never run: their closures own a guard too.
-    let never = rt.spawn({
-        let d = drops.clone();
-        let g = OnDrop(d);
-        move || drop(g)
-    });
     with_timeout(60, move || drop(rt));
-    assert_eq!(drops.load(Ordering::SeqCst), 201);
-    let err = never.join().unwrap_err();
-    assert!(
-        err.downcast_ref::<&str>()
-            .unwrap()
-            .contains("runtime was dropped")
+    assert_eq!(drops.load(Ordering::SeqCst), 200);
+}
+
+#[test]
+fn dropping_a_runtime_drops_closures_that_never_ran() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = rt(1);
+    // Occupy the only P's M (no park, no yield) so the spawns below stay
+    // queued; the drop starts long before the hog ends, and Ms stop at the
+    // next schedule, so the queued ones never run.
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    let hog = rt.spawn(move || {
+        s.store(true, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let never: Vec<_> = (0..10)
+        .map(|_| {
+            let g = OnDrop(drops.clone());
+            rt.spawn(move || drop(g))
+        })
+        .collect();
+    with_timeout(60, move || drop(rt));
+    hog.join().unwrap();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        10,
+        "every closure was dropped"
     );
+    for h in never {
+        let err = h.join().unwrap_err();
+        assert!(
+            err.downcast_ref::<&str>()
+                .unwrap()
+                .contains("runtime was dropped before the coroutine started")
+        );
+    }
 }
 
 #[test]
@@ -309,4 +336,95 @@ fn building_and_dropping_a_runtime_leaks_no_thread_or_mapping() {
     assert_eq!(support::thread_count(), threads, "threads leaked");
     let after = support::mapping_count();
     assert!(after <= maps + 16, "mappings grew from {maps} to {after}");
+}
+
+/// Busy work that keeps an M occupied for a while without parking.
+fn spin_for(us: u64) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_micros(us) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Eight coroutines spinning and yielding on 2 Ps; coroutine 0 also parks on
+/// a signal fed from coroutines on both Ms, and makes blocking calls that
+/// lose it its P. Returns the threads each coroutine ran on.
+/// `wire` makes coroutine 0 call lock_os_thread.
+fn migrating_workload(wire: bool) -> Vec<std::collections::HashSet<std::thread::ThreadId>> {
+    with_timeout(120, move || {
+        rt(2).block_on(move || {
+            let sig = Arc::new(Signal::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            // Feeders on both Ms wake coroutine 0 from wherever they run.
+            let feeders: Vec<_> = (0..4)
+                .map(|_| {
+                    let (sig, stop) = (sig.clone(), stop.clone());
+                    gort::spawn(move || {
+                        while !stop.load(Ordering::SeqCst) {
+                            sig.signal();
+                            spin_for(20);
+                            gort::yield_now();
+                        }
+                        sig.signal();
+                    })
+                })
+                .collect();
+            let hs: Vec<_> = (0..8)
+                .map(|i| {
+                    let sig = sig.clone();
+                    gort::spawn(move || {
+                        if wire && i == 0 {
+                            gort::lock_os_thread();
+                        }
+                        let mut seen = std::collections::HashSet::new();
+                        let rounds = if i == 0 { 2000 } else { 400 };
+                        for k in 0..rounds {
+                            seen.insert(std::thread::current().id());
+                            spin_for(20);
+                            if i == 0 && k % 50 == 0 {
+                                // sysmon retakes the P during the call; an
+                                // unwired G then resumes on any free M.
+                                gort::blocking(|| {
+                                    std::thread::sleep(std::time::Duration::from_millis(2))
+                                });
+                            } else if i == 0 && k % 4 == 0 {
+                                sig.wait();
+                            } else {
+                                gort::yield_now();
+                            }
+                        }
+                        seen.insert(std::thread::current().id());
+                        seen
+                    })
+                })
+                .collect();
+            let sets: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+            stop.store(true, Ordering::SeqCst);
+            for f in feeders {
+                f.join().unwrap();
+            }
+            sets
+        })
+    })
+}
+
+#[test]
+fn a_wired_coroutine_keeps_its_thread_across_parks() {
+    let sets = migrating_workload(true);
+    assert_eq!(
+        sets[0].len(),
+        1,
+        "the wired coroutine ran on {} threads",
+        sets[0].len()
+    );
+}
+
+#[test]
+fn unwired_coroutines_do_migrate() {
+    // The control: the same workload, nobody wired, moves coroutine 0.
+    let sets = migrating_workload(false);
+    assert!(
+        sets[0].len() >= 2,
+        "coroutine 0 never changed threads: the test above proves nothing"
+    );
 }

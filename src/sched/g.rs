@@ -120,6 +120,11 @@ pub(crate) struct GOwned {
     pub(crate) name: Option<Arc<str>>,
     /// The M running this G (while Running or Syscall).
     pub(crate) m: *const M,
+    /// The M this G is wired to by `lock_os_thread` (null: none). Written
+    /// by the G itself while running; read by the M that dequeues it.
+    pub(crate) locked_m: *const M,
+    /// Nesting depth of `lock_os_thread` calls.
+    pub(crate) lock_depth: u32,
     /// Why it is parked.
     pub(crate) wait_reason: WaitReason,
     /// Canary of an unguarded stack, checked when the G switches away.
@@ -168,6 +173,8 @@ impl GRef {
                 task: None,
                 name: None,
                 m: std::ptr::null(),
+                locked_m: std::ptr::null(),
+                lock_depth: 0,
                 wait_reason: WaitReason::Other,
                 canary: None,
                 unwinding: false,

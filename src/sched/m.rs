@@ -32,6 +32,8 @@ pub(crate) struct MLocal {
     pub(crate) curg: Option<GRef>,
     /// Whether this M is spinning (counted in `Sched::nmspinning`).
     pub(crate) spinning: bool,
+    /// The G wired to this M by `lock_os_thread`: the M runs nothing else.
+    pub(crate) lockedg: Option<GRef>,
 }
 
 // SAFETY: `local` is only touched by the M's own thread; the rest is atomic.
@@ -52,6 +54,7 @@ impl M {
                 p: None,
                 curg: None,
                 spinning: false,
+                lockedg: None,
             }),
         }
     }

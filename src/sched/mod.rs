@@ -580,6 +580,16 @@ impl Sched {
     fn schedule(&self, m: &Arc<M>) {
         loop {
             // SAFETY: on m's thread.
+            if let Some(lg) = unsafe { m.local() }.lockedg {
+                // Wired to a G (lock_os_thread): run nothing else. Give the
+                // P away and sleep until the G is ready and a P comes back.
+                if !self.stoplockedm(m) {
+                    break;
+                }
+                self.execute(m, lg);
+                continue;
+            }
+            // SAFETY: on m's thread.
             if unsafe { m.local() }.p.is_none() {
                 // After a blocking call we may have lost our P.
                 match self.stopm(m) {
@@ -602,6 +612,12 @@ impl Sched {
             if !inherit {
                 p.schedtick.fetch_add(1, Ordering::Relaxed);
             }
+            // SAFETY: we own g, just taken from a queue.
+            let locked = unsafe { g.own() }.locked_m;
+            if !locked.is_null() && !std::ptr::eq(locked, Arc::as_ptr(m)) {
+                self.startlockedm(m, locked);
+                continue;
+            }
             self.execute(m, g);
         }
         // Shutdown: leave the P for the teardown.
@@ -612,6 +628,43 @@ impl Sched {
             self.nmspinning.fetch_sub(1, Ordering::SeqCst);
         }
         ml.p = None;
+    }
+
+    /// Hands our P to the M a runnable G is wired to, wakes it (it runs
+    /// the G, which it finds as its `lockedg`), and leaves us without a P.
+    fn startlockedm(&self, m: &Arc<M>, locked: *const M) {
+        // SAFETY: on m's thread.
+        let ml = unsafe { m.local() };
+        let p = ml.p.take().expect("startlockedm with a P");
+        // SAFETY: a wired G's M lives as long as the runtime (it is in allm).
+        let lm = unsafe { &*locked };
+        // Release: the wired M sees the P's queue state and the G's.
+        lm.nextp.store(p as *const P as *mut P, Ordering::Release);
+        lm.unpark();
+    }
+
+    /// For an M wired to a G that just parked or yielded: hands the P on and
+    /// sleeps until `startlockedm` gives a P back. False at shutdown.
+    fn stoplockedm(&self, m: &Arc<M>) -> bool {
+        // SAFETY: on m's thread.
+        let ml = unsafe { m.local() };
+        if let Some(p) = ml.p.take() {
+            self.handoffp(p);
+        }
+        loop {
+            let p = m.nextp.swap(std::ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: on m's thread.
+                let ml = unsafe { m.local() };
+                // SAFETY: startlockedm stores one of this Sched's Ps.
+                ml.p = Some(unsafe { &*p });
+                return true;
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                return false;
+            }
+            m.park();
+        }
     }
 
     /// Runs `g` on this M until it parks, yields or exits, and handles what
@@ -745,6 +798,12 @@ impl Sched {
         own.canary = None;
         own.name = None;
         own.task = None;
+        if !own.locked_m.is_null() {
+            // A wired G ended: its M is free again.
+            own.locked_m = std::ptr::null();
+            own.lock_depth = 0;
+            ml.lockedg = None;
+        }
         let locals = std::mem::take(&mut own.locals);
         drop(locals);
         g.g().id.store(0, Ordering::Relaxed);
@@ -852,4 +911,32 @@ pub(crate) fn current() -> Option<(GRef, &'static Sched)> {
     let g = getg()?;
     // SAFETY: a running G's sched pointer is its live runtime.
     Some((g, unsafe { &*g.g().sched }))
+}
+
+/// Wires the running G to its M (Go's LockOSThread); see
+/// [`crate::lock_os_thread`]. Calls nest.
+pub(crate) fn lock_os_thread() {
+    let Some((g, _)) = current() else { return };
+    let m = getm();
+    // SAFETY: the running G owns itself; it runs on M `m`, whose thread this is.
+    let (own, ml) = unsafe { (g.own(), (*m).local()) };
+    own.lock_depth += 1;
+    own.locked_m = m;
+    ml.lockedg = Some(g);
+}
+
+/// Undoes one [`lock_os_thread`]; the last one unwires the G.
+pub(crate) fn unlock_os_thread() {
+    let Some((g, _)) = current() else { return };
+    let m = getm();
+    // SAFETY: as in lock_os_thread.
+    let (own, ml) = unsafe { (g.own(), (*m).local()) };
+    if own.lock_depth == 0 {
+        return;
+    }
+    own.lock_depth -= 1;
+    if own.lock_depth == 0 {
+        own.locked_m = std::ptr::null();
+        ml.lockedg = None;
+    }
 }

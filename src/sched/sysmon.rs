@@ -199,7 +199,7 @@ fn retake(sched: &Sched, p: &P) {
 impl Sched {
     /// Gives a P whose M is gone to an M if there is work for it, else to
     /// the idle list (Go's handoffp).
-    fn handoffp(&self, p: &P) {
+    pub(crate) fn handoffp(&self, p: &P) {
         let p = self.p_static(p.id);
         if p.has_work() || !self.global.is_empty() {
             self.startm(p, false);
