@@ -372,21 +372,6 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
     }
 }
 
-#[cold]
-fn overflowed(id: u64, size: usize) -> ! {
-    let mut w = crate::util::StackWriter::<160>::new();
-    w.push_str("\ncoroutine ");
-    w.push_u64(id);
-    w.push_str(" has overflowed its stack (stack size ");
-    w.push_u64(size as u64);
-    w.push_str(
-        " bytes, unguarded: canary overwritten)\nfatal runtime error: stack overflow, aborting\n",
-    );
-    w.write_to_stderr();
-    // SAFETY: abort has no preconditions.
-    unsafe { libc::abort() }
-}
-
 /// The handle a coroutine's function uses to suspend itself.
 pub struct Yielder<I, Y> {
     /// The context that resumed us last, which `suspend` returns to.
@@ -410,7 +395,7 @@ impl<I, Y> Yielder<I, Y> {
         if let Some(c) = self.canary {
             // SAFETY: the canary belongs to our stack, which is allocated.
             if !unsafe { stack::canary_intact(c) } {
-                overflowed(self.id, self.size);
+                stack::overflowed(self.id, self.size, stack::CANARY_OVERWRITTEN);
             }
         }
     }

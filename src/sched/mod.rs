@@ -703,7 +703,7 @@ impl Sched {
             if let Some(c) = own.canary {
                 // SAFETY: the canary belongs to g's stack, still allocated.
                 if !unsafe { stack::canary_intact(c) } {
-                    park::overflowed(g.id(), own.spec.size());
+                    stack::overflowed(g.id(), own.spec.size(), stack::CANARY_OVERWRITTEN);
                 }
             }
             let Some(sp) = StackPointer::new(t.from) else {

@@ -132,18 +132,3 @@ pub(crate) unsafe extern "C" fn g_entry(arg: usize, from: *mut u8, ctx: *mut u8)
     // SAFETY: nothing on this stack needs dropping; g0 recycles it.
     unsafe { arch::exit_to_parent(g0, 0) }
 }
-
-#[cold]
-pub(crate) fn overflowed(id: u64, size: usize) -> ! {
-    let mut w = crate::util::StackWriter::<160>::new();
-    w.push_str("\ncoroutine ");
-    w.push_u64(id);
-    w.push_str(" has overflowed its stack (stack size ");
-    w.push_u64(size as u64);
-    w.push_str(
-        " bytes, unguarded: canary overwritten)\nfatal runtime error: stack overflow, aborting\n",
-    );
-    w.write_to_stderr();
-    // SAFETY: abort has no preconditions.
-    unsafe { libc::abort() }
-}

@@ -188,15 +188,7 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
     // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     if let Some((owner, size)) = lookup(addr) {
-        let mut buf = crate::util::StackWriter::<160>::new();
-        buf.push_str("\ncoroutine ");
-        buf.push_u64(owner);
-        buf.push_str(" has overflowed its stack (stack size ");
-        buf.push_u64(size as u64);
-        buf.push_str(" bytes)\nfatal runtime error: stack overflow, aborting\n");
-        buf.write_to_stderr();
-        // SAFETY: abort is async-signal-safe.
-        unsafe { libc::abort() }
+        super::overflowed(owner, size, "");
     }
     // Not ours: hand the fault to whoever was there before us.
     let prev = if sig == libc::SIGBUS {

@@ -310,6 +310,26 @@ pub(crate) unsafe fn canary_intact(canary: NonNull<[u64; CANARY_BYTES / 8]>) -> 
     words.iter().fold(0, |a, w| a | w) == 0
 }
 
+/// Reports a stack overflow of coroutine `id` and aborts, as Rust does for
+/// a thread's overflow. Async-signal-safe (the guard-page handler calls it).
+#[cold]
+pub(crate) fn overflowed(id: u64, size: usize, how: &str) -> ! {
+    let mut w = crate::util::StackWriter::<192>::new();
+    w.push_str("\ncoroutine ");
+    w.push_u64(id);
+    w.push_str(" has overflowed its stack (stack size ");
+    w.push_u64(size as u64);
+    w.push_str(" bytes");
+    w.push_str(how);
+    w.push_str(")\nfatal runtime error: stack overflow, aborting\n");
+    w.write_to_stderr();
+    // SAFETY: abort has no preconditions and is async-signal-safe.
+    unsafe { libc::abort() }
+}
+
+/// What [`overflowed`] adds for an unguarded stack.
+pub(crate) const CANARY_OVERWRITTEN: &str = ", unguarded: canary overwritten";
+
 /// Tells the kernel it may drop `len` bytes of pages at `low` (they read
 /// back as zeros).
 fn release_pages(low: *mut u8, len: usize) {
