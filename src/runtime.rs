@@ -22,7 +22,8 @@ use crate::{
     arch::{self, StackPointer},
     sched::{
         Debug, Sched,
-        g::{GStatus, setg},
+        g::GStatus,
+        m::{M, setm},
         park::{Req, UNWIND},
         spawn::{Builder as SpawnBuilder, JoinHandle},
         sysmon::Sysmon,
@@ -230,11 +231,17 @@ impl Drop for Runtime {
 /// Finishes every G still alive, on the calling thread (step 2 of the
 /// module comment), then frees the Gs (step 3).
 fn teardown(sched: &Sched) {
+    // The dropping thread acts as an M without a P while it unwinds Gs, so
+    // `getg` works in their destructors (and `goready` queues globally).
+    let pseudo = M::new(usize::MAX, sched as *const Sched);
+    let outer = crate::sched::m::getm();
+    setm(&pseudo);
     loop {
         let gs: Vec<_> = sched
             .allgs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .0
             .clone();
         let mut finished_any = false;
         for g in gs {
@@ -256,7 +263,8 @@ fn teardown(sched: &Sched) {
             };
             own.unwinding = true;
             g.set_status(GStatus::Running);
-            setg(Some(g));
+            // SAFETY: the pseudo M is this thread's and only it touches it.
+            unsafe { pseudo.local() }.curg = Some(g);
             // SAFETY: `sp` is the G's saved context; resumed with UNWIND it
             // unwinds to its entry and exits back to us (a park during the
             // unwind is fatal, see gopark).
@@ -272,15 +280,17 @@ fn teardown(sched: &Sched) {
                 // SAFETY: as above; resume where it yielded.
                 t = unsafe { arch::switch_to_child(sp, 0) };
             }
-            setg(None);
+            // SAFETY: as above.
+            unsafe { pseudo.local() }.curg = None;
             recycle(sched, g);
         }
         if !finished_any {
             break;
         }
     }
+    setm(outer);
     // Drain the queues (only finished Gs are left in them) and free.
-    let gs = std::mem::take(&mut *sched.allgs.lock().unwrap_or_else(|e| e.into_inner()));
+    let (gs, chunks) = std::mem::take(&mut *sched.allgs.lock().unwrap_or_else(|e| e.into_inner()));
     for p in sched.ps.iter() {
         // SAFETY: no M runs: we own every P.
         let local = unsafe { p.local() };
@@ -290,11 +300,18 @@ fn teardown(sched: &Sched) {
         local.gfree.clear();
         while local.runq.pop().is_some() {}
     }
-    for g in gs {
-        // SAFETY: every M is stopped and every G finished; nothing else
-        // refers to them.
-        unsafe { g.free() };
+    sched
+        .gfree
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    for g in &gs {
+        // SAFETY: every M is stopped and every G finished.
+        drop(std::mem::take(&mut unsafe { g.own() }.locals));
     }
+    // Every M is stopped and every G finished: nothing refers to the Gs.
+    drop(gs);
+    drop(chunks);
 }
 
 /// Releases a finished G's stack and task (teardown only).
@@ -308,7 +325,7 @@ fn recycle(sched: &Sched, g: crate::sched::g::GRef) {
         stack::put(s);
     }
     g.set_status(GStatus::Idle);
-    sched.live.fetch_sub(1, Ordering::Relaxed);
+    sched.exited_outside.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Starts a runtime with the default settings (`GORT_PROCS` Ps), runs `f`

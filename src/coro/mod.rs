@@ -106,7 +106,12 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Gives out coroutine ids: unique in the process, never 0.
 pub(crate) fn next_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    next_ids(1)
+}
+
+/// Reserves `n` consecutive ids; returns the first.
+pub(crate) fn next_ids(n: u64) -> u64 {
+    NEXT_ID.fetch_add(n, Ordering::Relaxed)
 }
 
 /// Configures a [`Coroutine`] before it is created.

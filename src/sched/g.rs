@@ -25,7 +25,7 @@
 //! wake-up is a bug that must not go unnoticed.
 
 use std::{
-    cell::{Cell, UnsafeCell},
+    cell::UnsafeCell,
     fmt,
     ptr::NonNull,
     sync::{
@@ -135,6 +135,20 @@ pub(crate) struct GOwned {
     pub(crate) locals: Vec<(usize, Box<dyn std::any::Any>)>,
 }
 
+/// A block of Gs, owned by the runtime and freed when it is dropped.
+pub(crate) struct GChunk(NonNull<[G]>);
+
+// SAFETY: the block is only freed by its owner, the Sched, at teardown.
+unsafe impl Send for GChunk {}
+
+impl Drop for GChunk {
+    fn drop(&mut self) {
+        // SAFETY: allocated by Box in `alloc_chunk`; dropped once, at
+        // teardown, when no GRef into it is used any more.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
 /// A pointer to a G. Whoever holds one owns the G in its current state.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct GRef(NonNull<G>);
@@ -159,39 +173,42 @@ impl fmt::Debug for GRef {
 }
 
 impl GRef {
-    /// Allocates a new G for `sched`.
-    pub(crate) fn alloc(sched: *const Sched, spec: StackSpec) -> GRef {
-        let g = Box::new(G {
-            id: AtomicU64::new(0),
-            status: AtomicU8::new(GStatus::Idle as u8),
-            sched,
-            own: UnsafeCell::new(GOwned {
-                sp: None,
-                g0_sp: None,
-                stack: None,
-                spec,
-                task: None,
-                name: None,
-                m: std::ptr::null(),
-                locked_m: std::ptr::null(),
-                lock_depth: 0,
-                wait_reason: WaitReason::Other,
-                canary: None,
-                unwinding: false,
-                locals: Vec::new(),
-            }),
-        });
-        GRef(NonNull::from(Box::leak(g)))
-    }
-
-    /// Frees a G; only at runtime teardown.
-    ///
-    /// # Safety
-    /// No other reference to this G exists or will be used.
-    pub(crate) unsafe fn free(self) {
-        // SAFETY: allocated by Box in `alloc`; the caller guarantees
-        // exclusive ownership.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    /// Allocates `n` new Gs for `sched` in one block (Go allocates Gs in
+    /// bulk too). The block is freed with [`GChunk`]'s drop, at teardown.
+    pub(crate) fn alloc_chunk(
+        sched: *const Sched,
+        spec: StackSpec,
+        n: usize,
+    ) -> (GChunk, Vec<GRef>) {
+        let block: Box<[G]> = (0..n)
+            .map(|_| G {
+                id: AtomicU64::new(0),
+                status: AtomicU8::new(GStatus::Idle as u8),
+                sched,
+                own: UnsafeCell::new(GOwned {
+                    sp: None,
+                    g0_sp: None,
+                    stack: None,
+                    spec,
+                    task: None,
+                    name: None,
+                    m: std::ptr::null(),
+                    locked_m: std::ptr::null(),
+                    lock_depth: 0,
+                    wait_reason: WaitReason::Other,
+                    canary: None,
+                    unwinding: false,
+                    locals: Vec::new(),
+                }),
+            })
+            .collect();
+        let block = NonNull::from(Box::leak(block));
+        // SAFETY: the block was just leaked; its Gs stay put until GChunk
+        // drops it.
+        let refs = unsafe { (*block.as_ptr()).iter() }
+            .map(|g| GRef(NonNull::from(g)))
+            .collect();
+        (GChunk(block), refs)
     }
 
     #[inline(always)]
@@ -257,20 +274,16 @@ impl GRef {
     }
 }
 
-thread_local! {
-    static CURRENT: Cell<Option<GRef>> = const { Cell::new(None) };
-}
-
-/// The G running on this thread, if any. Not inlined: a G may resume on
-/// another thread, and an inlined thread-local address could be reused
-/// across the switch.
-#[inline(never)]
+/// The G running on this thread, if any: the current M's `curg`. The M
+/// comes from a non-inlined thread-local accessor, read afresh on every
+/// call, because a G may resume on another thread.
+#[inline]
 pub(crate) fn getg() -> Option<GRef> {
-    CURRENT.get()
-}
-
-/// Records the G this thread is about to run (or `None`).
-#[inline(never)]
-pub(crate) fn setg(g: Option<GRef>) {
-    CURRENT.set(g);
+    let m = super::m::getm();
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null M pointer of this thread is its live M, and we are
+    // on its thread (the running G or its g0).
+    unsafe { (*m).local() }.curg
 }

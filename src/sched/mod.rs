@@ -71,7 +71,7 @@ use std::{
 use crossbeam_deque::{Injector, Steal};
 
 use self::{
-    g::{GRef, GStatus, getg, setg},
+    g::{GRef, GStatus, getg},
     m::{M, getm, setm},
     p::{GFREE_MAX, LOCAL_QUEUE_MAX, P, PStatus, STACK_CACHE_MAX},
     park::Req,
@@ -80,6 +80,9 @@ use crate::{
     arch::{self, StackPointer},
     stack::{self, Stack, StackSpec},
 };
+
+/// Gs allocated at once when the free lists are empty.
+const G_CHUNK: usize = 32;
 
 /// Hand-offs through `runnext` that share one time slice.
 pub(crate) const RUNNEXT_STREAK: u32 = 64;
@@ -117,10 +120,11 @@ pub(crate) struct Sched {
     allm: Mutex<Vec<MThread>>,
     /// Ms currently parked in `stopm` (for schedtrace).
     nmidle: AtomicUsize,
-    /// Every G ever allocated (they are reused, never freed before drop).
-    pub(crate) allgs: Mutex<Vec<GRef>>,
+    /// Every G ever allocated, and the blocks they live in (Gs are reused,
+    /// never freed before the runtime is dropped).
+    pub(crate) allgs: Mutex<(Vec<GRef>, Vec<g::GChunk>)>,
     /// Free Gs shared by all Ps.
-    gfree: Mutex<Vec<GRef>>,
+    pub(crate) gfree: Mutex<Vec<GRef>>,
     /// The default stack for spawned Gs.
     pub(crate) spec: StackSpec,
     /// Set when the runtime is being dropped; Ms exit their loops.
@@ -128,8 +132,10 @@ pub(crate) struct Sched {
     /// Ms blocked in `blocking(f)` without a P, or handed off by sysmon.
     pub(crate) start: Instant,
     pub(crate) debug: Debug,
-    /// Gs spawned and not yet finished (for schedtrace and shutdown).
-    pub(crate) live: AtomicUsize,
+    /// Spawns and exits counted without a P (from plain threads, teardown);
+    /// the per-P counters hold the rest. Only for schedtrace.
+    pub(crate) spawned_outside: AtomicUsize,
+    pub(crate) exited_outside: AtomicUsize,
     /// The sysmon thread, for waking it early.
     pub(crate) sysmon_thread: std::sync::OnceLock<std::thread::Thread>,
 }
@@ -153,13 +159,14 @@ impl Sched {
             nmspinning: AtomicUsize::new(0),
             allm: Mutex::new(Vec::new()),
             nmidle: AtomicUsize::new(0),
-            allgs: Mutex::new(Vec::new()),
+            allgs: Mutex::new((Vec::new(), Vec::new())),
             gfree: Mutex::new(Vec::new()),
             spec,
             shutdown: AtomicBool::new(false),
             start: Instant::now(),
             debug,
-            live: AtomicUsize::new(0),
+            spawned_outside: AtomicUsize::new(0),
+            exited_outside: AtomicUsize::new(0),
             sysmon_thread: std::sync::OnceLock::new(),
         }
     }
@@ -183,9 +190,10 @@ impl Sched {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
         let g = if next {
-            // AcqRel: Release hands `g` to whoever takes it, Acquire takes
-            // ownership of the old occupant.
-            let old = p.runnext.swap(g.as_ptr(), Ordering::AcqRel);
+            // SeqCst: Release hands `g` to whoever takes it, Acquire takes
+            // the old occupant, and being SeqCst it orders this store before
+            // wakep's loads (see `wakep_after_runnext`).
+            let old = p.runnext.swap(g.as_ptr(), Ordering::SeqCst);
             if old.is_null() {
                 return;
             }
@@ -210,7 +218,10 @@ impl Sched {
     fn runqget(&self, p: &P) -> Option<(GRef, bool)> {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
-        if local.runnext_streak < RUNNEXT_STREAK || local.runq.is_empty() {
+        if (local.runnext_streak < RUNNEXT_STREAK || local.runq.is_empty())
+            && !p.runnext.load(Ordering::Relaxed).is_null()
+        {
+            // Swap, not store: a thief may have taken it meanwhile.
             let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
             if !next.is_null() {
                 local.runnext_streak += 1;
@@ -308,6 +319,18 @@ impl Sched {
     pub(crate) fn wakep(&self) {
         // SeqCst pairs with the fence before the parking M's re-check.
         fence(Ordering::SeqCst);
+        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        self.wakep_slow();
+    }
+
+    /// `wakep` right after `runqput(.., next = true)`: the SeqCst swap of
+    /// `runnext` already orders the new work before our loads, against the
+    /// parking M's SeqCst fence, so the fence is not needed (the StoreLoad
+    /// pair of the module comment, with the RMW as the store side).
+    #[inline]
+    pub(crate) fn wakep_after_runnext(&self) {
         if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
             return;
         }
@@ -514,7 +537,11 @@ impl Sched {
         match self.current_p() {
             Some(p) => {
                 self.runqput(p, g, next);
-                self.wakep();
+                if next {
+                    self.wakep_after_runnext();
+                } else {
+                    self.wakep();
+                }
             }
             None => self.global_put(g),
         }
@@ -610,7 +637,7 @@ impl Sched {
             self.reset_spinning(ml);
             let p = ml.p.expect("a P after find_runnable");
             if !inherit {
-                p.schedtick.fetch_add(1, Ordering::Relaxed);
+                p::bump32(&p.schedtick);
             }
             // SAFETY: we own g, just taken from a queue.
             let locked = unsafe { g.own() }.locked_m;
@@ -675,7 +702,6 @@ impl Sched {
             // SAFETY: on m's thread; we own g (taken from a queue).
             let ml = unsafe { m.local() };
             ml.curg = Some(g);
-            setg(Some(g));
             // SAFETY: we own g while it is Running on this M.
             let own = unsafe { g.own() };
             own.m = Arc::as_ptr(m);
@@ -693,7 +719,6 @@ impl Sched {
             // Req (or exits); we pass our M so it knows where it runs.
             let t = unsafe { arch::switch_to_child(sp, Arc::as_ptr(m) as usize) };
             // Back on g0. The G is off its stack.
-            setg(None);
             // SAFETY: on m's thread.
             let ml = unsafe { m.local() };
             ml.curg = None;
@@ -809,9 +834,9 @@ impl Sched {
         g.g().id.store(0, Ordering::Relaxed);
         let stack = own.stack.take();
         g.set_status(GStatus::Idle);
-        self.live.fetch_sub(1, Ordering::Relaxed);
         match ml.p {
             Some(p) => {
+                p::bump(&p.exited);
                 // SAFETY: we own p.
                 let local = unsafe { p.local() };
                 if let Some(s) = stack {
@@ -831,6 +856,7 @@ impl Sched {
                 }
             }
             None => {
+                self.exited_outside.fetch_add(1, Ordering::Relaxed);
                 if let Some(s) = stack {
                     stack::put(s);
                 }
@@ -858,8 +884,22 @@ impl Sched {
         } else if let Some(g) = self.gfree.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return g;
         }
-        let g = GRef::alloc(self as *const Sched, self.spec);
-        self.allgs.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+        let (chunk, mut fresh) = GRef::alloc_chunk(self as *const Sched, self.spec, G_CHUNK);
+        {
+            let mut all = self.allgs.lock().unwrap_or_else(|e| e.into_inner());
+            all.0.extend_from_slice(&fresh);
+            all.1.push(chunk);
+        }
+        let g = fresh.pop().expect("a chunk has Gs");
+        match p {
+            // SAFETY: the caller owns p.
+            Some(p) => unsafe { p.local() }.gfree.extend(fresh),
+            None => self
+                .gfree
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(fresh),
+        }
         g
     }
 
@@ -874,6 +914,23 @@ impl Sched {
 
     pub(crate) fn npidle(&self) -> usize {
         self.npidle.load(Ordering::Relaxed)
+    }
+
+    /// Gs spawned and not finished (a snapshot; for schedtrace).
+    pub(crate) fn live(&self) -> usize {
+        let spawned: u64 = self
+            .ps
+            .iter()
+            .map(|p| p.spawned.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + self.spawned_outside.load(Ordering::Relaxed) as u64;
+        let exited: u64 = self
+            .ps
+            .iter()
+            .map(|p| p.exited.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + self.exited_outside.load(Ordering::Relaxed) as u64;
+        spawned.saturating_sub(exited) as usize
     }
 
     pub(crate) fn nmidle(&self) -> usize {

@@ -64,6 +64,22 @@ pub(crate) struct P {
     /// When the current G started running (ns since runtime start), for
     /// sysmon's long-running report.
     pub(crate) run_since: AtomicU64,
+    /// Gs spawned and finished on this P (owner-written, read by schedtrace).
+    pub(crate) spawned: AtomicU64,
+    pub(crate) exited: AtomicU64,
+}
+
+/// Adds one to a counter that only its owner writes: a plain load and
+/// store, no locked instruction (readers may see a slightly old value).
+#[inline(always)]
+pub(crate) fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// [`bump`] for a 32-bit counter (wrapping).
+#[inline(always)]
+pub(crate) fn bump32(c: &AtomicU32) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 /// The part of a P that only its owner touches.
@@ -75,6 +91,9 @@ pub(crate) struct PLocal {
     pub(crate) runnext_streak: u32,
     /// Random state for the steal order.
     pub(crate) rand: u64,
+    /// Coroutine ids reserved for this P: `next_id..id_end`.
+    pub(crate) next_id: u64,
+    pub(crate) id_end: u64,
 }
 
 // SAFETY: `local` is only touched by the P's owner (see the module
@@ -95,6 +114,8 @@ impl P {
                 gfree: Vec::new(),
                 stacks: Vec::new(),
                 runnext_streak: 0,
+                next_id: 0,
+                id_end: 0,
                 rand: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
             }),
             runnext: AtomicPtr::new(ptr::null_mut()),
@@ -102,6 +123,8 @@ impl P {
             syscalltick: AtomicU32::new(0),
             syscall_when: AtomicU64::new(0),
             run_since: AtomicU64::new(0),
+            spawned: AtomicU64::new(0),
+            exited: AtomicU64::new(0),
         }
     }
 
@@ -139,6 +162,19 @@ impl P {
 }
 
 impl PLocal {
+    /// A coroutine id, from a batch reserved for this P (Go's goidcache),
+    /// so spawning does not touch the global counter every time.
+    pub(crate) fn take_id(&mut self) -> u64 {
+        if self.next_id == self.id_end {
+            const BATCH: u64 = 1024;
+            self.next_id = crate::coro::next_ids(BATCH);
+            self.id_end = self.next_id + BATCH;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
     /// xorshift64*: the steal order's randomness.
     pub(crate) fn next_rand(&mut self) -> u64 {
         let mut x = self.rand;

@@ -339,8 +339,12 @@ where
             result: UnsafeCell::new(None),
         },
     });
-    let id = crate::coro::next_id();
     let p = sched.current_p();
+    let id = match p {
+        // SAFETY: we own the current P.
+        Some(p) => unsafe { p.local() }.take_id(),
+        None => crate::coro::next_id(),
+    };
     let g = sched.galloc(p);
     // SAFETY: a G from a free list (or new) is owned by us until queued.
     let own = unsafe { g.own() };
@@ -350,13 +354,16 @@ where
     own.sp = None;
     g.g().id.store(id, Ordering::Relaxed);
     g.set_status(GStatus::Runnable);
-    sched.live.fetch_add(1, Ordering::Relaxed);
     match p {
         Some(p) => {
+            super::p::bump(&p.spawned);
             sched.runqput(p, g, true);
-            sched.wakep();
+            sched.wakep_after_runnext();
         }
-        None => sched.global_put(g),
+        None => {
+            sched.spawned_outside.fetch_add(1, Ordering::Relaxed);
+            sched.global_put(g);
+        }
     }
     JoinHandle {
         slot: cell,

@@ -236,7 +236,7 @@ impl Sched {
             self.nmspinning(),
             self.nmidle(),
             self.global_len(),
-            self.live.load(Ordering::Relaxed),
+            self.live(),
             queues.join(" ")
         )
     }
