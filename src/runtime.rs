@@ -268,7 +268,7 @@ fn teardown(sched: &Sched) {
             // SAFETY: `sp` is the G's saved context; resumed with UNWIND it
             // unwinds to its entry and exits back to us (a park during the
             // unwind is fatal, see gopark).
-            let mut t = unsafe { arch::switch_to_child(sp, UNWIND) };
+            let mut t = unsafe { arch::jump(sp, UNWIND) };
             while let Some(sp) = StackPointer::new(t.from) {
                 // It yielded (e.g. from a destructor): keep unwinding it.
                 // SAFETY: a G passes a pointer to a live Req.
@@ -278,7 +278,7 @@ fn teardown(sched: &Sched) {
                     "gopark is fatal during teardown"
                 );
                 // SAFETY: as above; resume where it yielded.
-                t = unsafe { arch::switch_to_child(sp, 0) };
+                t = unsafe { arch::jump(sp, 0) };
             }
             // SAFETY: as above.
             unsafe { pseudo.local() }.curg = None;

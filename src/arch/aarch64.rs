@@ -13,9 +13,10 @@
 //! `extern "C"` call to the compiler, so it already treats every
 //! caller-saved register as clobbered. All four switch flavours of the
 //! contract in `super` are therefore the same instruction sequence:
-//! - [`switch_to_child`], [`switch_to_parent`], [`switch_to_sibling`] →
+//! - [`switch_to_child`], [`switch_to_parent`] and the jump family's
+//!   [`jump`] →
 //!   `gort_switch(to, arg)`;
-//! - [`exit_to_parent`] → `gort_exit(to, arg)`, which saves nothing and hands
+//! - [`exit_to_parent`] and [`jump_exit`] → `gort_exit(to, arg)`, which saves nothing and hands
 //!   the target a null `from`.
 
 use super::{EntryFn, StackPointer, Transfer};
@@ -78,19 +79,6 @@ pub(super) unsafe fn switch_to_parent(to: StackPointer, arg: usize) -> Transfer 
     // contract), so its frame holds a valid register set to restore.
     unsafe { gort_switch(to.as_ptr(), arg) }
 }
-
-/// Child → child: `gort_switch`.
-///
-/// # Safety
-/// `to` is a suspended sibling context, as for [`switch_to_child`]; see
-/// `super::switch_to_sibling`.
-#[inline(always)]
-pub(super) unsafe fn switch_to_sibling(to: StackPointer, arg: usize) -> Transfer {
-    // SAFETY: `to` is a suspended context nothing else resumes (caller's
-    // contract), so its frame holds a valid register set to restore.
-    unsafe { gort_switch(to.as_ptr(), arg) }
-}
-
 /// Child → parent for the last time: `gort_exit`, which hands the parent a
 /// null `from`.
 ///
@@ -101,5 +89,38 @@ pub(super) unsafe fn switch_to_sibling(to: StackPointer, arg: usize) -> Transfer
 pub(super) unsafe fn exit_to_parent(to: StackPointer, arg: usize) -> ! {
     // SAFETY: `to` is a suspended parent nothing else resumes (caller's
     // contract); abandoning the current stack is allowed by the same contract.
+    unsafe { gort_exit(to.as_ptr(), arg) }
+}
+
+/// The jump family needs no separate code on aarch64: `gort_switch` is
+/// already symmetric (the call/ret pairing is an x86_64 optimisation), so a
+/// fresh jump-family frame is a fresh frame.
+///
+/// # Safety
+/// As [`init_stack`].
+#[inline]
+pub(super) unsafe fn init_jump_stack(top: *mut u8, entry: EntryFn, ctx: *mut u8) -> StackPointer {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { init_stack(top, entry, ctx) }
+}
+
+/// Any context → any context: `gort_switch`.
+///
+/// # Safety
+/// See `super::jump`.
+#[inline(always)]
+pub(super) unsafe fn jump(to: StackPointer, arg: usize) -> Transfer {
+    // SAFETY: `to` is a suspended context (caller's contract);
+    // gort_switch saves and restores the whole callee-saved set.
+    unsafe { gort_switch(to.as_ptr(), arg) }
+}
+
+/// The last jump: `gort_exit`.
+///
+/// # Safety
+/// See `super::jump_exit`.
+#[inline(always)]
+pub(super) unsafe fn jump_exit(to: StackPointer, arg: usize) -> ! {
+    // SAFETY: as in `jump`; nothing of this context is saved.
     unsafe { gort_exit(to.as_ptr(), arg) }
 }

@@ -19,29 +19,36 @@
 //! unlock callback after the G is off its stack, and nobody can resume the G
 //! before the callback publishes it.
 //!
-//! Contexts come in two roles, which exist so that x86_64 can pair every
-//! `call` with a `ret` and keep the CPU's return-address predictor right
-//! (see `asm-notes/x86_64-sysv.md`):
+//! # Two families of switch
+//! **Paired** (`Coroutine`): contexts come in two roles so that x86_64 can
+//! pair every `call` with a `ret` and keep the CPU's return-address
+//! predictor right when the suspend is inlined into the coroutine's loop
+//! (see `asm-notes/x86_64-sysv.md`). A *parent* context (a thread running a
+//! coroutine) resumed a child and is only resumed by it, with
+//! [`switch_to_parent`] or [`exit_to_parent`]; a *child* context (the
+//! coroutine) is resumed by its parent with [`switch_to_child`].
 //!
-//! - a **parent** context is one that resumed a child (a thread running a
-//!   coroutine, an M's g0 running a G). It is only ever resumed by its child,
-//!   with [`switch_to_parent`] or [`exit_to_parent`].
-//! - a **child** context is a coroutine / G. It is resumed by a parent with
-//!   [`switch_to_child`] or by another child with [`switch_to_sibling`] (the
-//!   direct G→G switch that skips g0).
+//! **Jump** (the scheduler): one symmetric [`jump`] for every switch, g0→G,
+//! G→g0 and the direct G→G, that never executes `call` or `ret`, so it
+//! neither pushes nor pops return-predictor entries. A G resumes deep inside
+//! non-inlined frames (`yield_now`, `gopark`), and returning out of them
+//! after a `call`-based resume mispredicts every time; measured, the jump
+//! family halves the cost of a yield. [`jump_exit`] leaves for good.
 //!
-//! A fresh stack prepared by [`init_stack`] is a child context whose first
-//! resumption calls the entry function `entry(arg, from, ctx)` through an
-//! `extern "C"` trampoline at the bottom of the stack. The trampoline is never
-//! returned through (`entry` returns `!`), and its unwind information marks
-//! the end of the stack, so backtraces and debuggers stop there cleanly.
+//! A context of one family is only ever resumed by the same family; a fresh
+//! stack is prepared for the family that will run it ([`init_stack`] or
+//! [`init_jump_stack`]). Its first resumption calls `entry(arg, from, ctx)`
+//! through an `extern "C"` trampoline at the bottom of the stack, which is
+//! never returned through (`entry` returns `!`) and whose unwind information
+//! marks the end of the stack, so backtraces and debuggers stop there.
 //!
-//! | function              | from role | to role | x86_64 transfer    | aarch64   |
-//! |-----------------------|-----------|---------|--------------------|-----------|
-//! | [`switch_to_child`]   | parent    | child   | `call` into child  | `gort_switch` |
-//! | [`switch_to_parent`]  | child     | parent  | `ret` into parent  | `gort_switch` |
-//! | [`switch_to_sibling`] | child     | child   | `jmp` into child   | `gort_switch` |
-//! | [`exit_to_parent`]    | child     | parent  | `ret`, `from` null | `gort_exit`   |
+//! | function            | family | x86_64 transfer          | aarch64       |
+//! |---------------------|--------|--------------------------|---------------|
+//! | [`switch_to_child`] | paired | `call` into the child    | `gort_switch` |
+//! | [`switch_to_parent`]| paired | `ret` into the parent    | `gort_switch` |
+//! | [`exit_to_parent`]  | paired | `ret`, `from` null       | `gort_exit`   |
+//! | [`jump`]            | jump   | `jmp`                    | `gort_switch` |
+//! | [`jump_exit`]       | jump   | `jmp`, `from` null       | `gort_exit`   |
 //!
 //! # What is saved
 //! Exactly the state the C ABI calls callee-saved, because every switch looks
@@ -135,7 +142,7 @@ pub(crate) unsafe fn init_stack(top: *mut u8, entry: EntryFn, ctx: *mut u8) -> S
 ///
 /// # Safety
 /// `to` is a suspended child context (fresh from [`init_stack`], or saved by
-/// [`switch_to_parent`]/[`switch_to_sibling`]) that nothing else will resume;
+/// [`switch_to_parent`]) that nothing else will resume;
 /// the child must eventually come back with [`switch_to_parent`] or
 /// [`exit_to_parent`] naming this parent.
 #[inline(always)]
@@ -156,23 +163,6 @@ pub(crate) unsafe fn switch_to_parent(to: StackPointer, arg: usize) -> Transfer 
     unsafe { imp::switch_to_parent(to, arg) }
 }
 
-/// Child → child: the direct G→G switch. Suspends the current child and
-/// resumes the child `to` without passing through the parent; `to` later
-/// returns to the parent the current child would have returned to.
-///
-/// # Safety
-/// The current context is a child and `to` a suspended child context that
-/// nothing else will resume.
-#[inline(always)]
-#[allow(
-    dead_code,
-    reason = "the scheduler's direct G→G hand-off is its first user"
-)]
-pub(crate) unsafe fn switch_to_sibling(to: StackPointer, arg: usize) -> Transfer {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { imp::switch_to_sibling(to, arg) }
-}
-
 /// Child → parent for the last time: resumes `to` with `from` null. The
 /// current context is abandoned; its stack may be reused once the parent has
 /// read whatever `arg` points to.
@@ -184,6 +174,40 @@ pub(crate) unsafe fn switch_to_sibling(to: StackPointer, arg: usize) -> Transfer
 pub(crate) unsafe fn exit_to_parent(to: StackPointer, arg: usize) -> ! {
     // SAFETY: forwarded from this function's contract.
     unsafe { imp::exit_to_parent(to, arg) }
+}
+
+/// Lays out a fresh context for the jump family at the top of a stack.
+///
+/// # Safety
+/// As for [`init_stack`]; the context must be resumed with [`jump`].
+#[inline]
+pub(crate) unsafe fn init_jump_stack(top: *mut u8, entry: EntryFn, ctx: *mut u8) -> StackPointer {
+    debug_assert_eq!(top as usize % STACK_ALIGNMENT, 0);
+    // SAFETY: forwarded from this function's contract.
+    unsafe { imp::init_jump_stack(top, entry, ctx) }
+}
+
+/// Suspends the current context and resumes `to`, both of the jump family
+/// (g0 ↔ G, and the direct G → G). Returns when something jumps back.
+///
+/// # Safety
+/// The current context is a jump-family context (or a thread's own stack
+/// acting as g0); `to` is a suspended jump-family context (fresh from
+/// [`init_jump_stack`] or saved by `jump`) that nothing else will resume.
+#[inline(always)]
+pub(crate) unsafe fn jump(to: StackPointer, arg: usize) -> Transfer {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { imp::jump(to, arg) }
+}
+
+/// Jumps to `to` for the last time, delivering a null `from`.
+///
+/// # Safety
+/// As for [`jump`]; nothing on the current stack may need dropping.
+#[inline(always)]
+pub(crate) unsafe fn jump_exit(to: StackPointer, arg: usize) -> ! {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { imp::jump_exit(to, arg) }
 }
 
 #[cfg(test)]

@@ -73,8 +73,8 @@ fn entry_gets_arg_from_and_ctx_and_words_cross_both_ways() {
     assert!(t.from.is_null(), "an exited child must deliver a null from");
 }
 
-/// State shared by the main context and two children A and B that pass
-/// control A → B directly (the G→G switch).
+/// State shared by the main context and two jump-family contexts A and B
+/// that pass control A → B directly (the G→G switch).
 struct Siblings {
     main: Cell<*mut u8>,
     a: Cell<*mut u8>,
@@ -90,7 +90,7 @@ unsafe extern "C" fn sibling_a(arg: usize, from: *mut u8, ctx: *mut u8) -> ! {
         s.main.set(from);
         s.trail.set(s.trail.get() * 10 + 1);
         // SAFETY: B is suspended; it returns to main, which resumes us.
-        let t = unsafe { switch_to_sibling(sp(s.b.get()), arg * 2) };
+        let t = unsafe { jump(sp(s.b.get()), arg * 2) };
         (arg, from) = (t.arg, t.from);
     }
 }
@@ -103,14 +103,14 @@ unsafe extern "C" fn sibling_b(arg: usize, from: *mut u8, ctx: *mut u8) -> ! {
         // We were entered from A, not from main: `from` is A.
         s.a.set(from);
         s.trail.set(s.trail.get() * 10 + 2);
-        // SAFETY: main is the parent A was resumed by; it is suspended.
-        let t = unsafe { switch_to_parent(sp(s.main.get()), arg + 3) };
+        // SAFETY: main is suspended in its jump to A.
+        let t = unsafe { jump(sp(s.main.get()), arg + 3) };
         (arg, from) = (t.arg, t.from);
     }
 }
 
 #[test]
-fn sibling_switch_skips_the_parent() {
+fn jump_family_switches_g_to_g_directly() {
     let (mut sa, mut sb) = (TestStack::new(), TestStack::new());
     let shared = Siblings {
         main: Cell::new(core::ptr::null_mut()),
@@ -121,13 +121,17 @@ fn sibling_switch_skips_the_parent() {
     let ctx = (&raw const shared).cast_mut().cast();
     // SAFETY: both stacks are aligned and outlive their contexts.
     unsafe {
-        shared.a.set(init_stack(sa.top(), sibling_a, ctx).as_ptr());
-        shared.b.set(init_stack(sb.top(), sibling_b, ctx).as_ptr());
+        shared
+            .a
+            .set(init_jump_stack(sa.top(), sibling_a, ctx).as_ptr());
+        shared
+            .b
+            .set(init_jump_stack(sb.top(), sibling_b, ctx).as_ptr());
     }
     for i in 1..1000usize {
         shared.trail.set(0);
         // SAFETY: A is suspended and is only resumed here.
-        let t = unsafe { switch_to_child(sp(shared.a.get()), i) };
+        let t = unsafe { jump(sp(shared.a.get()), i) };
         assert_eq!(t.arg, i * 2 + 3, "the word went main → A → B → main");
         assert_eq!(
             shared.trail.get(),
@@ -308,13 +312,21 @@ mod callee_saved {
         child: Cell<*mut u8>,
         parent: Cell<*mut u8>,
         child_mismatch: Cell<u64>,
+        /// Use the jump family instead of the paired one.
+        jump: bool,
     }
 
     extern "C" fn resume_child(ctx: *mut u8) {
         // SAFETY: ctx is the test's `Pair`.
         let p = unsafe { &*ctx.cast::<Pair>() };
         // SAFETY: the child is suspended and only resumed here.
-        let t = unsafe { switch_to_child(sp(p.child.get()), 0) };
+        let t = unsafe {
+            if p.jump {
+                jump(sp(p.child.get()), 0)
+            } else {
+                switch_to_child(sp(p.child.get()), 0)
+            }
+        };
         p.child.set(t.from);
     }
 
@@ -322,7 +334,13 @@ mod callee_saved {
         // SAFETY: ctx is the test's `Pair`.
         let p = unsafe { &*ctx.cast::<Pair>() };
         // SAFETY: the parent is suspended in `resume_child`.
-        let t = unsafe { switch_to_parent(sp(p.parent.get()), 0) };
+        let t = unsafe {
+            if p.jump {
+                jump(sp(p.parent.get()), 0)
+            } else {
+                switch_to_parent(sp(p.parent.get()), 0)
+            }
+        };
         p.parent.set(t.from);
     }
 
@@ -342,16 +360,32 @@ mod callee_saved {
 
     #[test]
     fn callee_saved_registers_are_preserved_both_ways() {
+        check_callee_saved(false);
+    }
+
+    #[test]
+    fn callee_saved_registers_are_preserved_by_the_jump_family() {
+        check_callee_saved(true);
+    }
+
+    fn check_callee_saved(jump: bool) {
         let mut stack = TestStack::new();
         let pair = Pair {
             child: Cell::new(core::ptr::null_mut()),
             parent: Cell::new(core::ptr::null_mut()),
             child_mismatch: Cell::new(0),
+            jump,
         };
         let ctx: *mut u8 = (&raw const pair).cast_mut().cast();
         // SAFETY: aligned stack that outlives the context.
-        pair.child
-            .set(unsafe { init_stack(stack.top(), child, ctx) }.as_ptr());
+        let fresh = unsafe {
+            if jump {
+                init_jump_stack(stack.top(), child, ctx)
+            } else {
+                init_stack(stack.top(), child, ctx)
+            }
+        };
+        pair.child.set(fresh.as_ptr());
         // First resume: the child starts and parks inside hold_patterns.
         resume_child(ctx);
         for round in 0..10_000u64 {

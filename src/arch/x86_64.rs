@@ -29,9 +29,9 @@
 //! A *parent*'s resume address was pushed by `call` in [`switch_to_child`]
 //! and is reached by `ret`, so the return-address predictor sees a matched
 //! call/ret pair on every resume+suspend round trip. A *child*'s resume
-//! address is the label `2:` in [`switch_to_parent`]/[`switch_to_sibling`],
-//! pushed with `lea`+`push` and reached by `call [rdx]` or `jmp [rdx]`; the
-//! code there finds its own stack in `rdx`.
+//! address is the label `2:` in [`switch_to_parent`], pushed with
+//! `lea`+`push` and reached by `call [rdx]`; the code there finds its own
+//! stack in `rdx`.
 //!
 //! # A fresh context (made by [`init_stack`])
 //! ```text
@@ -165,24 +165,97 @@ pub(super) unsafe fn switch_to_parent(to: StackPointer, arg: usize) -> Transfer 
 }
 
 /// # Safety
-/// See [`super::switch_to_sibling`].
+/// See [`super::exit_to_parent`].
 #[inline(always)]
-#[allow(dead_code, reason = "see arch::switch_to_sibling")]
-pub(super) unsafe fn switch_to_sibling(to: StackPointer, arg: usize) -> Transfer {
+pub(super) unsafe fn exit_to_parent(to: StackPointer, arg: usize) -> ! {
+    // SAFETY: as in `switch_to_parent`; nothing of this context is saved
+    // because it will never run again.
+    unsafe {
+        asm!(
+            "mov rsp, rdx",
+            "xor esi, esi", // from = null: the child is gone
+            "ret",
+            in("rdx") to.as_ptr(),
+            in("rdi") arg,
+            options(noreturn),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// The jump family (the scheduler's switch): no `call`, no `ret`.
+//
+// Every jump pushes rbp, rbx and its resume address (the same layout as a
+// suspended paired context), passes its saved stack pointer in rsi, moves
+// rsp onto the target's stack just past the target's resume address, and
+// `jmp`s to that address. The resumed side finds rsp already on its own
+// stack and `from` already in rsi, pops rbx and rbp, and goes on. No
+// return-predictor entry is pushed or popped, so a G that returns through
+// several frames between two switches never finds the predictor out of
+// step.
+
+global_asm!(
+    ".pushsection .text.gort_jump_trampoline,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl gort_jump_trampoline",
+    ".hidden gort_jump_trampoline",
+    ".type gort_jump_trampoline,@function",
+    "gort_jump_trampoline:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
+    // Entered by `jmp` with rsp = rdx + 8 (our stack), rsi = from,
+    // rdi = the word passed, rdx = our saved stack pointer.
+    "mov rax, [rdx + 8]",  //  entry
+    "lea rsp, [rdx + 32]", // the aligned top of our stack
+    "mov rdx, [rdx + 16]", // third argument: ctx
+    "xor ebp, ebp",        //        end of the frame-pointer chain
+    "call rax",            //            entry(arg, from, ctx), never returns
+    "ud2",
+    ".cfi_endproc",
+    ".size gort_jump_trampoline, . - gort_jump_trampoline",
+    ".popsection",
+);
+
+unsafe extern "C" {
+    // Entered only through a fresh jump-family frame.
+    fn gort_jump_trampoline();
+}
+
+/// # Safety
+/// See [`super::init_jump_stack`].
+#[inline]
+pub(super) unsafe fn init_jump_stack(top: *mut u8, entry: EntryFn, ctx: *mut u8) -> StackPointer {
+    // The same frame as the paired family's, with its own trampoline.
+    // SAFETY: forwarded from this function's contract.
+    let sp = unsafe { init_stack(top, entry, ctx) };
+    // SAFETY: the frame's lowest word is the resume address just written.
+    unsafe {
+        sp.as_ptr()
+            .cast::<usize>()
+            .write(gort_jump_trampoline as *const () as usize)
+    };
+    sp
+}
+
+/// # Safety
+/// See [`super::jump`].
+#[inline(always)]
+pub(super) unsafe fn jump(to: StackPointer, arg: usize) -> Transfer {
     let (ret, from): (usize, *mut u8);
-    // SAFETY: `to` is a suspended child (caller's contract), entered the
-    // same way a parent enters it but with `jmp`, so no return address is
-    // pushed that no `ret` will pop.
+    // SAFETY: `to` is a suspended jump-family context (caller's contract),
+    // whose resume code expects rsp just past its resume address, rsi =
+    // from and rdi = the word; everything it may change is saved here
+    // (rbx, rbp) or declared clobbered.
     unsafe {
         asm!(
             "push rbp",
             "push rbx",
             "lea rax, [rip + 2f]",
             "push rax", //            our resume address
-            "jmp [rdx]", //           the target finds our saved sp in rsp
-            "2:",
-            "mov rsi, rsp",
-            "lea rsp, [rdx + 8]",
+            "mov rsi, rsp", //        from = our saved stack pointer
+            "lea rsp, [rdx + 8]", //  onto the target's stack, past its address
+            "jmp [rdx]", //           into the target's resume code
+            "2:", //                  resumed here by a jump: rsp is ours again
             "pop rbx",
             "pop rbp",
             in("rdx") to.as_ptr(),
@@ -196,16 +269,15 @@ pub(super) unsafe fn switch_to_sibling(to: StackPointer, arg: usize) -> Transfer
 }
 
 /// # Safety
-/// See [`super::exit_to_parent`].
+/// See [`super::jump_exit`].
 #[inline(always)]
-pub(super) unsafe fn exit_to_parent(to: StackPointer, arg: usize) -> ! {
-    // SAFETY: as in `switch_to_parent`; nothing of this context is saved
-    // because it will never run again.
+pub(super) unsafe fn jump_exit(to: StackPointer, arg: usize) -> ! {
+    // SAFETY: as in `jump`; nothing of this context is saved.
     unsafe {
         asm!(
-            "mov rsp, rdx",
-            "xor esi, esi", // from = null: the child is gone
-            "ret",
+            "xor esi, esi", //        from = null: this context is gone
+            "lea rsp, [rdx + 8]",
+            "jmp [rdx]",
             in("rdx") to.as_ptr(),
             in("rdi") arg,
             options(noreturn),

@@ -3,8 +3,9 @@
 //!
 //! # The shape (Go's proc.go, restated)
 //! - Each M runs [`Sched::schedule`] on its own thread stack, its **g0**.
-//!   `execute` switches from g0 into a G (`arch::switch_to_child`); the G
-//!   comes back to g0 with `arch::switch_to_parent`, carrying a [`park::Req`]
+//!   `execute` switches from g0 into a G with `arch::jump` (the switch
+//!   family that never uses `call`/`ret`); the G jumps back to g0 carrying
+//!   a [`park::Req`]
 //!   that says why (park, yield, exit, no P after a blocking call). That is
 //!   Go's `mcall`: the request is handled on g0, after the G is off its stack.
 //! - `gopark(unlockf)`: g0 marks the G `Waiting`, then calls `unlockf(g)`;
@@ -40,8 +41,9 @@
 //! of hand-offs through `runnext` shares one slice, and after
 //! [`RUNNEXT_STREAK`] hand-offs the next G comes from the queue instead.
 //! `yield_now` puts the G at the back of its P's local queue (Go uses the
-//! global queue; the local one is fair on one P and much cheaper, and idle
-//! Ms steal from it).
+//! global queue; the local one is cheaper, and idle Ms steal from it) -
+//! unless nothing else is local and the global queue has work, when it goes
+//! behind the global queue, so a yield loop cannot starve it.
 //!
 //! # Rejected
 //! - A global run queue only (simple, but a lock or a contended CAS on every
@@ -717,7 +719,7 @@ impl Sched {
             }
             // SAFETY: `sp` is g's saved context; g returns to this g0 with a
             // Req (or exits); we pass our M so it knows where it runs.
-            let t = unsafe { arch::switch_to_child(sp, Arc::as_ptr(m) as usize) };
+            let t = unsafe { arch::jump(sp, Arc::as_ptr(m) as usize) };
             // Back on g0. The G is off its stack.
             // SAFETY: on m's thread.
             let ml = unsafe { m.local() };
@@ -757,7 +759,18 @@ impl Sched {
                     g.set_status(GStatus::Runnable);
                     let p = ml.p.expect("yield without a P");
                     // SAFETY: we own p.
-                    unsafe { p.local() }.runq.push(g);
+                    let local = unsafe { p.local() };
+                    if local.runq.is_empty()
+                        && p.runnext.load(Ordering::Relaxed).is_null()
+                        && !self.global.is_empty()
+                    {
+                        // Nothing local would run before us, but the global
+                        // queue waits: go behind it, as Go's Gosched does,
+                        // or a yield loop would leave it 1/61 of the turns.
+                        self.global.push(g);
+                    } else {
+                        local.runq.push(g);
+                    }
                     return;
                 }
                 Req::NoP => {
@@ -809,7 +822,7 @@ impl Sched {
         let top = stack.top();
         own.stack = Some(stack);
         // SAFETY: `top` is the aligned top of the stack g now owns.
-        Some(unsafe { arch::init_stack(top, park::g_entry, g.as_ptr().cast()) })
+        Some(unsafe { arch::init_jump_stack(top, park::g_entry, g.as_ptr().cast()) })
     }
 
     /// Recycles a finished G: stack to the P's cache, G to a free list.

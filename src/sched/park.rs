@@ -64,7 +64,7 @@ pub(crate) fn mcall(g: GRef, req: &Req) -> *const M {
     let g0 = unsafe { g.own() }.g0_sp.expect("a running G knows its g0");
     // SAFETY: g0 is the suspended context that resumed us; it reads `req`
     // before anything can overwrite it, and resumes us with its M or UNWIND.
-    let t = unsafe { arch::switch_to_parent(g0, ptr::from_ref(req) as usize) };
+    let t = unsafe { arch::jump(g0, ptr::from_ref(req) as usize) };
     // SAFETY: resumed, we are running again and own our fields.
     unsafe { g.own() }.g0_sp = StackPointer::new(t.from);
     if t.arg == UNWIND {
@@ -130,5 +130,5 @@ pub(crate) unsafe extern "C" fn g_entry(arg: usize, from: *mut u8, ctx: *mut u8)
     let g0 = unsafe { g.own() }.g0_sp.expect("a running G knows its g0");
     debug_assert_eq!(g.status(), GStatus::Running);
     // SAFETY: nothing on this stack needs dropping; g0 recycles it.
-    unsafe { arch::exit_to_parent(g0, 0) }
+    unsafe { arch::jump_exit(g0, 0) }
 }

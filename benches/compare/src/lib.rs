@@ -67,3 +67,224 @@ pub fn spread(samples: &[f64]) -> String {
     let m = median(&mut s);
     format!("{m:.2} (min {lo:.2}, max {hi:.2}, {} samples)", s.len())
 }
+
+/// Peak resident set size of this process (`VmHWM` in `/proc/self/status`),
+/// in KiB.
+pub fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("/proc/self/status has a VmHWM line")
+}
+
+/// What one child process measured: the line it prints on stdout,
+/// `ns=<ns per operation> hwm_kib=<peak RSS>` (the Go programs in
+/// `benches/go/` print the same line).
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Nanoseconds per operation.
+    pub ns: f64,
+    /// Peak resident set (`VmHWM`) of the whole process, in KiB.
+    pub hwm_kib: u64,
+}
+
+impl Sample {
+    /// This process's result line: `ns` per operation and its `VmHWM`.
+    pub fn print(ns: f64) {
+        println!("ns={ns:.2} hwm_kib={}", vm_hwm_kib());
+    }
+
+    /// Parses a `ns=<x> hwm_kib=<n>` line.
+    pub fn parse(line: &str) -> Option<Sample> {
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        };
+        Some(Sample {
+            ns: field("ns")?.parse().ok()?,
+            hwm_kib: field("hwm_kib")?.parse().ok()?,
+        })
+    }
+
+    /// Peak RSS in MiB.
+    pub fn hwm_mib(&self) -> f64 {
+        self.hwm_kib as f64 / 1024.0
+    }
+}
+
+/// Why a child process gave no sample: a short token for the `compare`
+/// line (`failed(<token>)`, no spaces) and the full story for stderr.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// `timeout`, `exit=<code>`, `signal=<name>` or `no-result`, then
+    /// `,ENOMEM` if the child's stderr says it ran out of memory.
+    pub token: String,
+    /// The exit status and the last lines of the child's stderr.
+    pub detail: String,
+}
+
+/// Runs `cmd` to completion (killing it after `limit`) and parses the
+/// sample on its stdout. Its stderr is kept for the failure report only.
+pub fn run_sample(cmd: &mut std::process::Command, limit: Duration) -> Result<Sample, Failure> {
+    use std::{io::Read, os::unix::process::ExitStatusExt, process::Stdio};
+
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    // Drain both pipes on threads so that a chatty child cannot block.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let (status, timed_out) = loop {
+        if let Some(s) = child.try_wait().expect("wait for a child") {
+            break (s, false);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break (child.wait().expect("wait for a killed child"), true);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if status.success()
+        && !timed_out
+        && let Some(s) = out.lines().find_map(Sample::parse)
+    {
+        return Ok(s);
+    }
+    let mut token = if timed_out {
+        "timeout".to_owned()
+    } else if let Some(sig) = status.signal() {
+        format!("signal={}", signal_name(sig))
+    } else if let Some(code) = status.code().filter(|&c| c != 0) {
+        format!("exit={code}")
+    } else {
+        "no-result".to_owned()
+    };
+    if err.contains("Cannot allocate memory") || err.contains("memory allocation of") {
+        token += ",ENOMEM";
+    }
+    let tail: Vec<&str> = err.lines().rev().take(6).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(Failure {
+        token,
+        detail: format!(
+            "{status}{}; stderr: {}",
+            if timed_out { " (killed: timeout)" } else { "" },
+            tail.join(" | ")
+        ),
+    })
+}
+
+/// The name of a fatal signal, for failure tokens.
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGILL => "SIGILL".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Formats `a/b` for a `ratio=` field.
+pub fn ratio(a: f64, b: f64) -> String {
+    format!("{:.3}", a / b)
+}
+
+/// One side of an alternating comparison: its name and a way to build the
+/// command of a child process that measures it once.
+pub struct Side {
+    /// The name printed in the `compare` lines (`gort`, `go`, ...).
+    pub name: String,
+    /// Builds the command for one sample.
+    pub cmd: Box<dyn Fn() -> std::process::Command>,
+}
+
+impl Side {
+    /// A side named `name` measured by the command `cmd` builds.
+    pub fn new(name: &str, cmd: impl Fn() -> std::process::Command + 'static) -> Side {
+        Side {
+            name: name.to_owned(),
+            cmd: Box::new(cmd),
+        }
+    }
+}
+
+/// Runs `rounds` rounds, each starting one child per side in the order
+/// given (gort, go, may, tokio, gort, go, ...), so that frequency drift
+/// and noisy neighbours hit every side alike. Returns each side's samples,
+/// or its failure: a side whose child fails (or outlives `limit`) is not
+/// run again. Every sample is also reported on stderr as it arrives.
+pub fn alternate(
+    metric: &str,
+    sides: &[Side],
+    rounds: usize,
+    limit: Duration,
+) -> Vec<Result<Vec<Sample>, Failure>> {
+    let mut results: Vec<Result<Vec<Sample>, Failure>> =
+        sides.iter().map(|_| Ok(Vec::new())).collect();
+    for round in 1..=rounds {
+        let mut line = format!("{metric} round {round}/{rounds}:");
+        for (side, result) in sides.iter().zip(results.iter_mut()) {
+            let Ok(samples) = result else { continue };
+            match run_sample(&mut (side.cmd)(), limit) {
+                Ok(s) => {
+                    line += &format!(" {}={:.2}ns/{:.1}MiB", side.name, s.ns, s.hwm_mib());
+                    samples.push(s);
+                }
+                Err(f) => {
+                    line += &format!(" {}=failed({})", side.name, f.token);
+                    eprintln!("{metric}: {} failed: {}", side.name, f.detail);
+                    *result = Err(f);
+                }
+            }
+        }
+        eprintln!("{line}");
+    }
+    results
+}
+
+/// The median ns and median peak RSS (MiB) of a side's samples.
+pub fn medians(samples: &[Sample]) -> (f64, f64) {
+    let mut ns: Vec<f64> = samples.iter().map(|s| s.ns).collect();
+    let mut mib: Vec<f64> = samples.iter().map(Sample::hwm_mib).collect();
+    (median(&mut ns), median(&mut mib))
+}
+
+/// One side's figure for a `compare` line: a value, or how it failed.
+pub type Figure<'a> = Result<f64, &'a Failure>;
+
+/// `compare <metric> <a>=<value> <b>=<value> ratio=<a/b>`; a failed side
+/// shows as `failed(<token>)` and the ratio as `na`.
+pub fn compare_line(metric: &str, a: (&str, Figure<'_>), b: (&str, Figure<'_>)) -> String {
+    let show = |v: &Figure<'_>| match v {
+        Ok(x) => format!("{x:.2}"),
+        Err(f) => format!("failed({})", f.token),
+    };
+    let r = match (&a.1, &b.1) {
+        (Ok(x), Ok(y)) => ratio(*x, *y),
+        _ => "na".to_owned(),
+    };
+    format!(
+        "compare {metric} {}={} {}={} ratio={r}",
+        a.0,
+        show(&a.1),
+        b.0,
+        show(&b.1)
+    )
+}

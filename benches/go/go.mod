@@ -1,0 +1,3 @@
+module gort-compare/go
+
+go 1.19
