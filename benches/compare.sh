@@ -23,9 +23,10 @@ declare -A METRICS=(
     [stack]="coroutine creation on a fresh vs a pooled stack; RSS per idle coroutine"
     [yield]="ns per yield, two coroutines on 1 P: gort vs Go (Gosched), may, tokio"
     [spawn]="spawn + finish 1M trivial coroutines on 2 Ps, ns each and peak RSS: gort vs Go, may, tokio"
+    [locked]="park/ready round trip with a coroutine wired by lock_os_thread vs unwired (2 Ps)"
 )
 # The order `all` runs them in.
-ORDER=(switch switch_ir stack yield spawn)
+ORDER=(switch switch_ir stack yield spawn locked)
 
 # A metric runs run_<metric> if defined, else the release binary of its name.
 run_switch_ir() {
