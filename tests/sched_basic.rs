@@ -200,3 +200,67 @@ fn cpu_bound_coroutines_run_on_both_ms_at_once() {
         })
     });
 }
+
+#[test]
+fn gort_debug_schedtrace_and_longrun_report() {
+    const NAME: &str = "gort_debug_schedtrace_and_longrun_report";
+    if support::is_child(NAME) {
+        if std::env::var("GORT_DEBUG").as_deref() == Ok("bogus") {
+            let e = gort::Runtime::builder().procs(1).build().unwrap_err();
+            assert!(
+                e.to_string().contains("GORT_DEBUG") && e.to_string().contains("bogus"),
+                "{e}"
+            );
+            return;
+        }
+        let rt = rt(2);
+        rt.block_on(|| {
+            // A coroutine that runs 60 ms without yielding, then a busy
+            // stretch long enough for several schedtrace lines.
+            gort::spawn(|| std::thread::sleep(std::time::Duration::from_millis(60)))
+                .join()
+                .unwrap();
+            let t = std::time::Instant::now();
+            while t.elapsed() < std::time::Duration::from_millis(60) {
+                gort::yield_now();
+            }
+        });
+        assert!(rt.schedtrace().starts_with("SCHED "));
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(support::CHILD_ENV, NAME)
+        .env("GORT_DEBUG", "schedtrace=10,longrun")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    assert!(
+        lines.len() >= 3,
+        "schedtrace printed {} lines:\n{stderr}",
+        lines.len()
+    );
+    assert!(
+        lines[0].contains("gomaxprocs=2") && lines[0].contains("runqueue="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        stderr.contains("without yielding"),
+        "longrun reported nothing:\n{stderr}"
+    );
+    // A bad setting is an error naming it.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(support::CHILD_ENV, NAME)
+        .env("GORT_DEBUG", "bogus")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
