@@ -83,8 +83,10 @@ use crate::{
     stack::{self, Stack, StackSpec},
 };
 
-/// Gs allocated at once when the free lists are empty.
+/// Gs allocated at once when the free lists are empty: the first block;
+/// each next one doubles, up to `G_CHUNK_MAX` (2 MiB of Gs).
 const G_CHUNK: usize = 32;
+const G_CHUNK_MAX: usize = 2 * 1024 * 1024 / std::mem::size_of::<g::G>();
 
 /// Hand-offs through `runnext` that share one time slice.
 pub(crate) const RUNNEXT_STREAK: u32 = 64;
@@ -897,12 +899,14 @@ impl Sched {
         } else if let Some(g) = self.gfree.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return g;
         }
-        let (chunk, mut fresh) = GRef::alloc_chunk(self as *const Sched, self.spec, G_CHUNK);
-        {
-            let mut all = self.allgs.lock().unwrap_or_else(|e| e.into_inner());
-            all.0.extend_from_slice(&fresh);
-            all.1.push(chunk);
-        }
+        let mut all = self.allgs.lock().unwrap_or_else(|e| e.into_inner());
+        // Blocks grow geometrically (32, 64, ... Gs) up to 2 MiB worth, so a
+        // small runtime stays small and a spawn storm gets huge pages.
+        let n = (G_CHUNK << all.1.len().min(16)).min(G_CHUNK_MAX);
+        let (chunk, mut fresh) = GRef::alloc_chunk(self as *const Sched, self.spec, n);
+        all.0.extend_from_slice(&fresh);
+        all.1.push(chunk);
+        drop(all);
         let g = fresh.pop().expect("a chunk has Gs");
         match p {
             // SAFETY: the caller owns p.
