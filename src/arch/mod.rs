@@ -152,7 +152,7 @@ pub(crate) unsafe fn switch_to_child(to: StackPointer, arg: usize) -> Transfer {
 }
 
 /// Child → parent: suspends the current context as a child and resumes the
-/// parent `to`. Returns when a parent or sibling resumes this child.
+/// parent `to`. Returns when the parent resumes this child again.
 ///
 /// # Safety
 /// The current context is a child; `to` is the parent context that last
