@@ -5,13 +5,15 @@
 //! 1. a generator: a coroutine yielding Fibonacci numbers;
 //! 2. ten thousand coroutines taking turns, round-robin, on one thread;
 //! 3. the measured cost of one resume+suspend round trip, beside the cost
-//!    of handing control between two OS threads.
+//!    of handing control between two OS threads;
+//! 4. the M:N scheduler: a hundred thousand `go!` coroutines on every core,
+//!    and what a `yield_now` costs.
 
 use std::{
     hint::black_box,
     sync::{
         Arc,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::Instant,
 };
@@ -84,10 +86,46 @@ fn main() -> std::io::Result<()> {
     let thread_ns = median_of(5, thread_round_trip_ns);
     println!("one coroutine resume+suspend round trip: {coro_ns:7.2} ns  (median of 11 x 2M)");
     println!(
-        "one OS-thread hand-off round trip:       {thread_ns:7.0} ns  (median of 5 x 50k, futex)"
+        "one OS-thread hand-off round trip:       {thread_ns:7.0} ns  (median of 5 x 50k, futex, same core)"
     );
     println!("coroutine switch is {:.0}x cheaper", thread_ns / coro_ns);
-    println!("\n(`bash benches/compare.sh switch` puts gort beside corosensei)");
+    println!("(`bash benches/compare.sh switch` puts gort beside corosensei)\n");
+
+    // 4. The M:N scheduler: Go's `go`, on every core.
+    let rt = gort::Runtime::builder().build()?;
+    let (spawned, spawn_ns, yield_ns) = rt.block_on(|| {
+        const N: u64 = 100_000;
+        let sum = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let sum = sum.clone();
+                gort::go!(move || sum.fetch_add(i, Ordering::Relaxed))
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("coroutine");
+        }
+        let spawn_ns = start.elapsed().as_nanos() as f64 / N as f64;
+        assert_eq!(sum.load(Ordering::Relaxed), N * (N - 1) / 2);
+        const Y: u64 = 1_000_000;
+        let other = gort::spawn(|| (0..Y).for_each(|_| gort::yield_now()));
+        let start = Instant::now();
+        (0..Y).for_each(|_| gort::yield_now());
+        other.join().expect("yielder");
+        (
+            N,
+            spawn_ns,
+            start.elapsed().as_nanos() as f64 / (2 * Y) as f64,
+        )
+    });
+    println!(
+        "scheduler ({} Ps): {spawned} coroutines spawned and joined at {spawn_ns:.0} ns each; \
+         a yield_now through the scheduler: {yield_ns:.1} ns",
+        rt.procs()
+    );
+    println!("{}", rt.schedtrace());
+    println!("(`bash benches/compare.sh yield|spawn` puts the scheduler beside Go, may and tokio)");
     Ok(())
 }
 
@@ -117,12 +155,17 @@ fn coroutine_round_trip_ns() -> f64 {
 }
 
 /// Two threads passing a token through one futex word: each hand-off is a
-/// wake of the other thread and a sleep of this one.
+/// wake of the other thread and a sleep of this one. Both run on CPU 0, so
+/// this is a context switch, not a cross-core wake-up (which costs ten
+/// times more on a VM).
 fn thread_round_trip_ns() -> f64 {
     const ROUNDS: u32 = 50_000;
+    let saved = affinity();
+    pin_to_cpu0();
     let word = Arc::new(AtomicU32::new(0));
     let w = word.clone();
     let other = std::thread::spawn(move || {
+        pin_to_cpu0();
         for i in 0..ROUNDS {
             wait_for(&w, 2 * i + 1);
             w.store(2 * i + 2, Ordering::Release);
@@ -137,7 +180,32 @@ fn thread_round_trip_ns() -> f64 {
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(ROUNDS);
     other.join().unwrap();
+    set_affinity(&saved);
     ns
+}
+
+fn affinity() -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        set
+    }
+}
+
+fn set_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: sets this thread's affinity from a valid mask.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+}
+
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        set
+    };
+    set_affinity(&set);
 }
 
 fn wait_for(w: &AtomicU32, want: u32) {
