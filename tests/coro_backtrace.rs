@@ -53,3 +53,39 @@ fn backtrace_inside_a_coroutine_lists_its_frames_and_ends_cleanly() {
     );
     assert!(frames.len() < 40, "a clean end, not a runaway walk:\n{bt}");
 }
+
+#[test]
+fn backtrace_inside_a_scheduled_coroutine_ends_at_its_entry() {
+    let bt = gort::Runtime::builder()
+        .procs(1)
+        .build()
+        .unwrap()
+        .block_on(|| gort::spawn(|| deep_inside_the_coroutine(2)).join().unwrap());
+    let frames: Vec<&str> = bt
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split(':')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    assert!(
+        frames
+            .iter()
+            .filter(|f| f.contains("deep_inside_the_coroutine"))
+            .count()
+            >= 3,
+        "{bt}"
+    );
+    let last = frames.last().expect("some frames");
+    assert!(
+        last.contains("g_entry") || last.contains("trampoline"),
+        "ends at the G's bottom frame:\n{bt}"
+    );
+    assert!(
+        !bt.contains("Sched::schedule") && !bt.contains("mstart"),
+        "the walk stays on the G's stack, off the scheduler's:\n{bt}"
+    );
+    assert!(frames.len() < 40, "{bt}");
+}

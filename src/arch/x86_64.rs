@@ -64,13 +64,19 @@ global_asm!(
     ".globl gort_trampoline",
     ".hidden gort_trampoline",
     ".type gort_trampoline,@function",
+    ".globl gort_jump_trampoline",
+    ".hidden gort_jump_trampoline",
     "gort_trampoline:",
     ".cfi_startproc",
     // Outermost frame: there is no caller to unwind into.
     ".cfi_undefined rip",
-    // Entered like a child's resume label: rsp is the switcher's stack,
-    // rdx our saved stack pointer, rdi the word passed.
-    "mov rsi, rsp",        //        from = the switcher's saved stack pointer
+    // Entered by the paired family (`call [rdx]`) like a child's resume
+    // label: rsp is the switcher's stack, rdx our saved stack pointer, rdi
+    // the word passed.
+    "mov rsi, rsp", //        from = the switcher's saved stack pointer
+    // Entered by the jump family (`jmp [rdx]`): rsi is already `from` (and
+    // rsp already on our stack, which the next lines set anyway).
+    "gort_jump_trampoline:",
     "mov rax, [rdx + 8]",  //  entry
     "lea rsp, [rdx + 32]", // move to the aligned top of our stack
     "mov rdx, [rdx + 16]", // third argument: ctx
@@ -194,30 +200,8 @@ pub(super) unsafe fn exit_to_parent(to: StackPointer, arg: usize) -> ! {
 // several frames between two switches never finds the predictor out of
 // step.
 
-global_asm!(
-    ".pushsection .text.gort_jump_trampoline,\"ax\",@progbits",
-    ".p2align 4",
-    ".globl gort_jump_trampoline",
-    ".hidden gort_jump_trampoline",
-    ".type gort_jump_trampoline,@function",
-    "gort_jump_trampoline:",
-    ".cfi_startproc",
-    ".cfi_undefined rip",
-    // Entered by `jmp` with rsp = rdx + 8 (our stack), rsi = from,
-    // rdi = the word passed, rdx = our saved stack pointer.
-    "mov rax, [rdx + 8]",  //  entry
-    "lea rsp, [rdx + 32]", // the aligned top of our stack
-    "mov rdx, [rdx + 16]", // third argument: ctx
-    "xor ebp, ebp",        //        end of the frame-pointer chain
-    "call rax",            //            entry(arg, from, ctx), never returns
-    "ud2",
-    ".cfi_endproc",
-    ".size gort_jump_trampoline, . - gort_jump_trampoline",
-    ".popsection",
-);
-
 unsafe extern "C" {
-    // Entered only through a fresh jump-family frame.
+    // The second entry of `gort_trampoline`, for the jump family.
     fn gort_jump_trampoline();
 }
 
