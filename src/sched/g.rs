@@ -118,8 +118,6 @@ pub(crate) struct GOwned {
     pub(crate) task: Option<Arc<dyn Task>>,
     /// Name given by `Builder::name`.
     pub(crate) name: Option<Arc<str>>,
-    /// The M running this G (while Running or Syscall).
-    pub(crate) m: *const M,
     /// The M this G is wired to by `lock_os_thread` (null: none). Written
     /// by the G itself while running; read by the M that dequeues it.
     pub(crate) locked_m: *const M,
@@ -230,7 +228,6 @@ impl GRef {
                             spec,
                             task: None,
                             name: None,
-                            m: std::ptr::null(),
                             locked_m: std::ptr::null(),
                             lock_depth: 0,
                             wait_reason: WaitReason::Other,

@@ -708,7 +708,6 @@ impl Sched {
             ml.curg = Some(g);
             // SAFETY: we own g while it is Running on this M.
             let own = unsafe { g.own() };
-            own.m = Arc::as_ptr(m);
             let sp = match own.sp {
                 Some(sp) => sp,
                 None => match self.first_run(m, g) {
@@ -716,8 +715,10 @@ impl Sched {
                     None => return, // no stack: the G was finished with an error
                 },
             };
-            if let Some(p) = ml.p {
-                p.run_since.store(self.nanotime_cheap(), Ordering::Relaxed);
+            if self.debug.longrun
+                && let Some(p) = ml.p
+            {
+                p.run_since.store(self.nanotime(), Ordering::Relaxed);
             }
             // SAFETY: `sp` is g's saved context; g returns to this g0 with a
             // Req (or exits); we pass our M so it knows where it runs.
@@ -782,15 +783,6 @@ impl Sched {
                     return;
                 }
             }
-        }
-    }
-
-    /// Cheap monotonic ns for bookkeeping (sysmon's long-run detection).
-    fn nanotime_cheap(&self) -> u64 {
-        if self.debug.longrun {
-            self.nanotime()
-        } else {
-            0
         }
     }
 
