@@ -855,11 +855,9 @@ impl Sched {
                 }
                 local.gfree.push(g);
                 if local.gfree.len() > GFREE_MAX {
-                    let half = local.gfree.split_off(GFREE_MAX / 2);
-                    self.gfree
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .extend(half);
+                    // Share half with the other Ps (drain: no temporary Vec).
+                    let mut global = self.gfree.lock().unwrap_or_else(|e| e.into_inner());
+                    global.extend(local.gfree.drain(GFREE_MAX / 2..));
                 }
             }
             None => {
