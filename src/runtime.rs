@@ -305,10 +305,6 @@ fn teardown(sched: &Sched) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clear();
-    for g in &gs {
-        // SAFETY: every M is stopped and every G finished.
-        drop(std::mem::take(&mut unsafe { g.own() }.locals));
-    }
     // Every M is stopped and every G finished: nothing refers to the Gs.
     drop(gs);
     drop(chunks);

@@ -129,8 +129,6 @@ pub(crate) struct GOwned {
     pub(crate) canary: Option<NonNull<[u64; crate::stack::CANARY_BYTES / 8]>>,
     /// Set while the runtime is tearing down and unwinding this G.
     pub(crate) unwinding: bool,
-    /// Coroutine-local values (see `gort::local`), dropped at death.
-    pub(crate) locals: Vec<(usize, Box<dyn std::any::Any>)>,
 }
 
 /// A block of Gs, owned by the runtime and freed when it is dropped.
@@ -233,7 +231,6 @@ impl GRef {
                             wait_reason: WaitReason::Other,
                             canary: None,
                             unwinding: false,
-                            locals: Vec::new(),
                         }),
                     });
                     GRef(NonNull::new_unchecked(g))

@@ -836,8 +836,6 @@ impl Sched {
             own.lock_depth = 0;
             ml.lockedg = None;
         }
-        let locals = std::mem::take(&mut own.locals);
-        drop(locals);
         g.g().id.store(0, Ordering::Relaxed);
         let stack = own.stack.take();
         g.set_status(GStatus::Idle);

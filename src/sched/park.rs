@@ -121,11 +121,6 @@ pub(crate) unsafe extern "C" fn g_entry(arg: usize, from: *mut u8, ctx: *mut u8)
     let task = own.task.take().expect("a fresh G has a task");
     task.run();
     drop(task);
-    // Coroutine-local values are dropped here, on the G's own stack, where
-    // their destructors may still park.
-    // SAFETY: still the running G.
-    let locals = std::mem::take(&mut unsafe { g.own() }.locals);
-    drop(locals);
     // SAFETY: still the running G.
     let g0 = unsafe { g.own() }.g0_sp.expect("a running G knows its g0");
     debug_assert_eq!(g.status(), GStatus::Running);
