@@ -28,6 +28,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod arch;
+mod netpoll;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
