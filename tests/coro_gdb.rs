@@ -61,7 +61,8 @@ fn gdb_backtrace_inside_a_coroutine() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let bt: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
     assert!(
-        bt.first().is_some_and(|l| l.contains("gort_gdb_probe")),
+        // In release builds gdb shows the inlined `black_box` above it.
+        bt.iter().take(2).any(|l| l.contains("gort_gdb_probe")),
         "stopped in the probe:\n{text}"
     );
     assert!(
