@@ -31,6 +31,7 @@
 
 #[cfg(target_os = "linux")]
 mod epoll;
+pub(crate) mod pd;
 #[cfg(target_os = "linux")]
 pub(crate) use self::epoll::Poller;
 

@@ -135,3 +135,104 @@ fn a_sub_millisecond_timeout_still_waits() {
     p.poll(Some(Duration::from_micros(100)), &mut v).unwrap();
     assert!(t.elapsed() >= Duration::from_micros(100));
 }
+
+mod pd {
+    //! The rg/wg state machine on the scheduler, woken by coroutines the
+    //! way the poller will wake them.
+
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use super::super::pd::{Mode, PollDesc, WaitError};
+    use crate::{Runtime, sched::park::goready};
+
+    fn rt(procs: usize) -> Runtime {
+        Runtime::builder().procs(procs).build().unwrap()
+    }
+
+    fn wake(g: Option<crate::sched::g::GRef>) {
+        if let Some(g) = g {
+            goready(g);
+        }
+    }
+
+    #[test]
+    fn readiness_before_the_wait_is_consumed_without_parking() {
+        rt(1).block_on(|| {
+            let pd = PollDesc::default();
+            assert!(pd.unblock(Mode::Read, true).is_none(), "nobody waits yet");
+            assert!(
+                pd.unblock(Mode::Read, true).is_none(),
+                "readiness is idempotent"
+            );
+            assert_eq!(pd.wait(Mode::Read), Ok(()));
+            // Consumed: a second wait would park; the write side is separate.
+            assert!(pd.unblock(Mode::Write, true).is_none());
+            assert_eq!(pd.wait(Mode::Write), Ok(()));
+        });
+    }
+
+    #[test]
+    fn a_parked_waiter_is_woken_by_readiness_or_by_close_and_deadline() {
+        rt(2).block_on(|| {
+            for (how, expect) in [
+                (0, Ok(())),
+                (1, Err(WaitError::Closing)),
+                (2, Err(WaitError::TimedOut)),
+            ] {
+                let pd = Arc::new(PollDesc::default());
+                let pd2 = pd.clone();
+                let waiter = crate::spawn(move || pd2.wait(Mode::Read));
+                // One call must deliver whatever the waiter is doing: not
+                // started yet (READY or the error is then seen by its wait),
+                // between WAIT and the commit (the commit fails), or parked
+                // (we get it back to ready).
+                if how == 1 {
+                    crate::yield_now(); // sometimes let it park first
+                }
+                wake(match how {
+                    0 => pd.unblock(Mode::Read, true),
+                    1 => pd.close().0,
+                    _ => pd.expire(Mode::Read),
+                });
+                assert_eq!(waiter.join().unwrap(), expect, "case {how}");
+            }
+        });
+    }
+
+    #[test]
+    fn readiness_racing_the_park_loses_no_wake_up() {
+        // A reader waits for each of ROUNDS readiness events delivered by a
+        // writer on the other P, with no other synchronisation: every event
+        // arrives at some point of the reader's park (before WAIT, between
+        // WAIT and the commit, or after), and none may be lost.
+        const ROUNDS: usize = 100_000;
+        rt(2).block_on(|| {
+            let pd = Arc::new(PollDesc::default());
+            let consumed = Arc::new(AtomicUsize::new(0));
+            let (pd2, c2) = (pd.clone(), consumed.clone());
+            let reader = crate::spawn(move || {
+                for _ in 0..ROUNDS {
+                    pd2.wait(Mode::Read).unwrap();
+                    c2.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            let start = std::time::Instant::now();
+            for i in 0..ROUNDS {
+                // Deliver one readiness event, then let it be consumed
+                // before the next (READY is a flag, not a counter).
+                wake(pd.unblock(Mode::Read, true));
+                while consumed.load(Ordering::SeqCst) <= i {
+                    assert!(
+                        start.elapsed().as_secs() < 60,
+                        "round {i}: a readiness event was lost"
+                    );
+                    crate::yield_now();
+                }
+            }
+            reader.join().unwrap();
+        });
+    }
+}

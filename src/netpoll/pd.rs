@@ -1,0 +1,196 @@
+//! pollDesc: the two readiness semaphores of a descriptor, `rg` (read) and
+//! `wg` (write), through which a G parks for I/O and the poller wakes it.
+//!
+//! # States of `rg` / `wg` (one word each; every transition is a CAS)
+//! ```text
+//!            wait: CAS NIL→WAIT           commit (on g0): CAS WAIT→G
+//!   NIL ───────────────────────▶ WAIT ─────────────────────────────▶ G
+//!    ▲ ▲                          │ unblock(ioready): WAIT→READY      │ unblock: G→READY/NIL,
+//!    │ │                          │   (commit then fails, the G       │   G returned to be readied
+//!    │ │                          │    does not park)                 │
+//!    │ └── wait wakes: swap →NIL ─┴───────────────────────────────────┘
+//!    │
+//!    └── wait: CAS READY→NIL (readiness consumed, no park) ◀── READY ◀── unblock(ioready) on NIL
+//! ```
+//! - `NIL`: nothing pending, nobody waiting.
+//! - `READY`: readiness arrived and was not consumed yet.
+//! - `WAIT`: a G is about to park (set on the G, before gopark).
+//! - a G pointer: that G is parked here; only `unblock` may take it.
+//!
+//! `unblock(ioready = false)` (close, deadline) never creates `READY`: the
+//! waiter wakes to `NIL` and then reads the error state. Errors (`closing`,
+//! an expired deadline) are re-checked *after* the CAS to `WAIT`: the error
+//! store and the unblock load, and our CAS and error load, are SeqCst pairs
+//! (Go's "full memory barrier between store to closing and read of rg/wg"),
+//! so either `unblock` sees our `WAIT` or we see its error.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::sched::{
+    g::{GRef, WaitReason},
+    park::gopark,
+};
+
+const PD_NIL: usize = 0;
+const PD_READY: usize = 1;
+const PD_WAIT: usize = 2;
+
+/// Which semaphore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Read,
+    Write,
+}
+
+/// Why a wait ended without readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitError {
+    /// The descriptor is being closed.
+    Closing,
+    /// The direction's deadline has passed.
+    TimedOut,
+}
+
+/// The readiness state of one descriptor.
+#[derive(Debug, Default)]
+pub(crate) struct PollDesc {
+    rg: AtomicUsize,
+    wg: AtomicUsize,
+    closing: AtomicBool,
+    read_expired: AtomicBool,
+    write_expired: AtomicBool,
+}
+
+impl PollDesc {
+    fn slot(&self, mode: Mode) -> &AtomicUsize {
+        match mode {
+            Mode::Read => &self.rg,
+            Mode::Write => &self.wg,
+        }
+    }
+
+    /// Go's netpollcheckerr.
+    fn check(&self, mode: Mode) -> Result<(), WaitError> {
+        // SeqCst: pairs with the SeqCst stores of `close`/`expire` (see the
+        // module comment).
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(WaitError::Closing);
+        }
+        let expired = match mode {
+            Mode::Read => &self.read_expired,
+            Mode::Write => &self.write_expired,
+        };
+        if expired.load(Ordering::SeqCst) {
+            return Err(WaitError::TimedOut);
+        }
+        Ok(())
+    }
+
+    /// Parks the calling G until `mode` is ready (Go's pollWait loop around
+    /// netpollblock); returns at once if readiness is pending. Must run on
+    /// a coroutine.
+    pub(crate) fn wait(&self, mode: Mode) -> Result<(), WaitError> {
+        self.check(mode)?;
+        while !self.block(mode) {
+            self.check(mode)?;
+        }
+        Ok(())
+    }
+
+    /// One netpollblock: true if readiness was consumed, false if woken by
+    /// an error (or to re-check one).
+    fn block(&self, mode: Mode) -> bool {
+        let gpp = self.slot(mode);
+        loop {
+            // SeqCst: the CAS to WAIT pairs with the error stores (above).
+            match gpp.load(Ordering::SeqCst) {
+                PD_READY => {
+                    if gpp
+                        .compare_exchange(PD_READY, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        return true;
+                    }
+                }
+                PD_NIL => {
+                    if gpp
+                        .compare_exchange(PD_NIL, PD_WAIT, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        break;
+                    }
+                }
+                _ => crate::util::fatal("runtime: double wait on a poll descriptor"),
+            }
+        }
+        if self.check(mode).is_ok() {
+            // netpollblockcommit: publish this G unless readiness (or an
+            // error) arrived since the CAS to WAIT.
+            // SAFETY: the callback only CASes the slot, which lives in the
+            // PollDesc (not on our stack), and touches nothing after.
+            unsafe {
+                gopark(
+                    |g: GRef| {
+                        gpp.compare_exchange(
+                            PD_WAIT,
+                            g.as_ptr() as usize,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        )
+                        .is_ok()
+                    },
+                    WaitReason::Io,
+                )
+            };
+        }
+        let old = gpp.swap(PD_NIL, Ordering::SeqCst);
+        if old > PD_WAIT {
+            crate::util::fatal("runtime: corrupted poll descriptor");
+        }
+        old == PD_READY
+    }
+
+    /// Go's netpollunblock: records readiness (`ioready`) or wakes a waiter
+    /// for an error; returns the parked G, if any, for the caller to ready.
+    #[must_use]
+    pub(crate) fn unblock(&self, mode: Mode, ioready: bool) -> Option<GRef> {
+        let gpp = self.slot(mode);
+        loop {
+            let old = gpp.load(Ordering::SeqCst);
+            if old == PD_READY || (old == PD_NIL && !ioready) {
+                return None;
+            }
+            let new = if ioready { PD_READY } else { PD_NIL };
+            if gpp
+                .compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                if old == PD_WAIT || old == PD_NIL {
+                    return None;
+                }
+                // SAFETY: a value above PD_WAIT is the pointer of the G that
+                // committed its park here; our CAS took it, so we own it.
+                return Some(unsafe { GRef::from_ptr(old as *mut _) });
+            }
+        }
+    }
+
+    /// Marks the descriptor closing and wakes both waiters (Go's
+    /// pollUnblock); returns the Gs to ready.
+    pub(crate) fn close(&self) -> (Option<GRef>, Option<GRef>) {
+        self.closing.store(true, Ordering::SeqCst);
+        (
+            self.unblock(Mode::Read, false),
+            self.unblock(Mode::Write, false),
+        )
+    }
+
+    /// Marks a direction's deadline as passed and wakes its waiter.
+    pub(crate) fn expire(&self, mode: Mode) -> Option<GRef> {
+        match mode {
+            Mode::Read => self.read_expired.store(true, Ordering::SeqCst),
+            Mode::Write => self.write_expired.store(true, Ordering::SeqCst),
+        }
+        self.unblock(mode, false)
+    }
+}
