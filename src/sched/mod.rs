@@ -133,8 +133,9 @@ pub(crate) struct Sched {
     pub(crate) spec: StackSpec,
     /// Set when the runtime is being dropped; Ms exit their loops.
     pub(crate) shutdown: AtomicBool,
-    /// Ms blocked in `blocking(f)` without a P, or handed off by sysmon.
+    /// When the runtime started: the origin of its nanosecond clock.
     pub(crate) start: Instant,
+    /// `GORT_DEBUG` settings.
     pub(crate) debug: Debug,
     /// Spawns and exits counted without a P (from plain threads, teardown);
     /// the per-P counters hold the rest. Only for schedtrace.
