@@ -19,18 +19,22 @@ fn the_test_frame_outside() -> String {
     co.resume(()).as_return().unwrap()
 }
 
-#[test]
-fn backtrace_inside_a_coroutine_lists_its_frames_and_ends_cleanly() {
-    let bt = the_test_frame_outside();
-    let frames: Vec<&str> = bt
-        .lines()
+/// The numbered frame lines of a printed backtrace ("  3: name").
+fn frame_lines(bt: &str) -> Vec<&str> {
+    bt.lines()
         .filter(|l| {
             l.trim_start()
                 .split(':')
                 .next()
                 .is_some_and(|n| n.parse::<u32>().is_ok())
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn backtrace_inside_a_coroutine_lists_its_frames_and_ends_cleanly() {
+    let bt = the_test_frame_outside();
+    let frames = frame_lines(&bt);
     assert!(
         frames
             .iter()
@@ -61,15 +65,7 @@ fn backtrace_inside_a_scheduled_coroutine_ends_at_its_entry() {
         .build()
         .unwrap()
         .block_on(|| gort::spawn(|| deep_inside_the_coroutine(2)).join().unwrap());
-    let frames: Vec<&str> = bt
-        .lines()
-        .filter(|l| {
-            l.trim_start()
-                .split(':')
-                .next()
-                .is_some_and(|n| n.parse::<u32>().is_ok())
-        })
-        .collect();
+    let frames = frame_lines(&bt);
     assert!(
         frames
             .iter()
