@@ -313,11 +313,7 @@ fn teardown(sched: &Sched) {
 /// Releases a finished G's stack and task (teardown only).
 fn recycle(sched: &Sched, g: crate::sched::g::GRef) {
     // SAFETY: teardown owns every G.
-    let own = unsafe { g.own() };
-    own.sp = None;
-    own.task = None;
-    own.canary = None;
-    if let Some(s) = own.stack.take() {
+    if let Some(s) = unsafe { g.own() }.clear().0 {
         stack::put(s);
     }
     g.set_status(GStatus::Idle);

@@ -249,13 +249,7 @@ fn ten_million_round_trips_neither_leak_nor_crash() {
     // RSS is per process: measure in a child where no other test runs.
     const NAME: &str = "ten_million_round_trips_neither_leak_nor_crash";
     if !support::is_child(NAME) {
-        let out = support::run_in_child(NAME);
-        assert!(
-            out.status.success(),
-            "child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
+        return support::assert_child_succeeds(NAME);
     }
     let mut co = Coroutine::<u64, u64, ()>::new(|y, mut n| {
         loop {

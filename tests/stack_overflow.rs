@@ -135,13 +135,7 @@ fn limit_address_space(extra: u64) {
 fn mmap_failure_is_an_error_naming_the_cause() {
     const NAME: &str = "mmap_failure_is_an_error_naming_the_cause";
     if !is_child(NAME) {
-        let out = run_in_child(NAME);
-        assert!(
-            out.status.success(),
-            "stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
+        return support::assert_child_succeeds(NAME);
     }
     limit_address_space(16 * 1024 * 1024);
     let mut made = Vec::new();
@@ -172,13 +166,7 @@ fn mmap_failure_is_an_error_naming_the_cause() {
 fn the_mapping_limit_is_an_error_and_recoverable() {
     const NAME: &str = "the_mapping_limit_is_an_error_and_recoverable";
     if !is_child(NAME) {
-        let out = run_in_child(NAME);
-        assert!(
-            out.status.success(),
-            "stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
+        return support::assert_child_succeeds(NAME);
     }
     // Really exhaust vm.max_map_count with guarded stacks (two mappings each).
     let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")

@@ -151,6 +151,21 @@ impl Drop for GChunk {
     }
 }
 
+impl GOwned {
+    /// Forgets a finished G's run: returns its stack (for reuse) and
+    /// whether it was wired to its M.
+    pub(crate) fn clear(&mut self) -> (Option<Stack>, bool) {
+        self.sp = None;
+        self.canary = None;
+        self.name = None;
+        self.task = None;
+        let wired = !self.locked_m.is_null();
+        self.locked_m = std::ptr::null();
+        self.lock_depth = 0;
+        (self.stack.take(), wired)
+    }
+}
+
 /// A pointer to a G. Whoever holds one owns the G in its current state.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct GRef(NonNull<G>);

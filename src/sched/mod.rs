@@ -143,6 +143,9 @@ pub(crate) struct Sched {
     pub(crate) exited_outside: AtomicUsize,
     /// The sysmon thread, for waking it early.
     pub(crate) sysmon_thread: std::sync::OnceLock<std::thread::Thread>,
+    /// Whether sysmon sleeps longer than a tick (written by sysmon only;
+    /// `blocking` wakes it then).
+    pub(crate) sysmon_backed_off: AtomicBool,
 }
 
 // SAFETY: all shared state is atomic or behind locks; P and M guard their
@@ -173,6 +176,7 @@ impl Sched {
             spawned_outside: AtomicUsize::new(0),
             exited_outside: AtomicUsize::new(0),
             sysmon_thread: std::sync::OnceLock::new(),
+            sysmon_backed_off: AtomicBool::new(false),
         }
     }
 
@@ -324,10 +328,7 @@ impl Sched {
     pub(crate) fn wakep(&self) {
         // SeqCst pairs with the fence before the parking M's re-check.
         fence(Ordering::SeqCst);
-        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
-            return;
-        }
-        self.wakep_slow();
+        self.wakep_after_runnext();
     }
 
     /// `wakep` right after `runqput(.., next = true)`: the SeqCst swap of
@@ -398,27 +399,31 @@ impl Sched {
         Ok(())
     }
 
-    /// Parks the calling M until `startm` hands it a P; returns it, or
-    /// `None` at shutdown.
-    fn stopm(&self, m: &Arc<M>) -> Option<&'static P> {
+    /// Parks the calling M until `startm` hands it a P, which it installs;
+    /// false at shutdown.
+    fn stopm(&self, m: &Arc<M>) -> bool {
         {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if self.shutdown.load(Ordering::Acquire) {
-                return None;
+                return false;
             }
             idle.ms.push(m.clone());
             self.nmidle.fetch_add(1, Ordering::Relaxed);
         }
+        self.park_for_nextp(m)
+    }
+
+    /// Sleeps until a P is handed over in `nextp` and installs it; false at
+    /// shutdown.
+    fn park_for_nextp(&self, m: &Arc<M>) -> bool {
         loop {
-            m.park();
-            let p = m.nextp.swap(std::ptr::null_mut(), Ordering::Acquire);
-            if !p.is_null() {
-                // SAFETY: startm stores pointers to this Sched's Ps.
-                return Some(unsafe { &*p });
+            if take_nextp(m) {
+                return true;
             }
             if self.shutdown.load(Ordering::Acquire) {
-                return None;
+                return false;
             }
+            m.park();
         }
     }
 
@@ -486,13 +491,10 @@ impl Sched {
                 }
                 continue 'top;
             }
-            // Park until startm hands us a P.
-            let p = self.stopm(m)?;
-            // SAFETY: still on m's thread.
-            let ml = unsafe { m.local() };
-            ml.p = Some(p);
-            if m.next_spinning.swap(false, Ordering::Relaxed) {
-                ml.spinning = true; // already counted by wakep
+            // Park until startm hands us a P (and maybe the spinning role,
+            // already counted by wakep).
+            if !self.stopm(m) {
+                return None;
             }
         }
     }
@@ -592,19 +594,25 @@ fn mstart(m: Arc<M>) {
             "worker thread without an alternate signal stack: {e}"
         ));
     }
-    let sched = m.sched();
+    take_nextp(&m);
+    m.sched().schedule(&m);
+    setm(std::ptr::null());
+}
+
+/// Installs the P (and spinning role) handed to `m` by `newm`, `startm`
+/// or `startlockedm`, if there is one. On m's own thread.
+fn take_nextp(m: &M) -> bool {
+    // Acquire: pairs with the hander's Release store.
     let p = m.nextp.swap(std::ptr::null_mut(), Ordering::Acquire);
+    if p.is_null() {
+        return false;
+    }
     // SAFETY: on m's thread.
     let ml = unsafe { m.local() };
-    ml.p = if p.is_null() {
-        None
-    } else {
-        // SAFETY: newm stores a pointer to one of this Sched's Ps.
-        Some(unsafe { &*p })
-    };
+    // SAFETY: only pointers to this Sched's Ps are handed over.
+    ml.p = Some(unsafe { &*p });
     ml.spinning = m.next_spinning.swap(false, Ordering::Relaxed);
-    sched.schedule(&m);
-    setm(std::ptr::null());
+    true
 }
 
 impl Sched {
@@ -622,17 +630,10 @@ impl Sched {
                 continue;
             }
             // SAFETY: on m's thread.
-            if unsafe { m.local() }.p.is_none() {
-                // After a blocking call we may have lost our P.
-                match self.stopm(m) {
-                    Some(p) => {
-                        // SAFETY: on m's thread.
-                        let ml = unsafe { m.local() };
-                        ml.p = Some(p);
-                        ml.spinning = m.next_spinning.swap(false, Ordering::Relaxed);
-                    }
-                    None => break,
-                }
+            if unsafe { m.local() }.p.is_none() && !self.stopm(m) {
+                // We had lost our P (after a blocking call) and shutdown
+                // came while we waited for one.
+                break;
             }
             let Some((g, inherit)) = self.find_runnable(m) else {
                 break;
@@ -683,20 +684,7 @@ impl Sched {
         if let Some(p) = ml.p.take() {
             self.handoffp(p);
         }
-        loop {
-            let p = m.nextp.swap(std::ptr::null_mut(), Ordering::Acquire);
-            if !p.is_null() {
-                // SAFETY: on m's thread.
-                let ml = unsafe { m.local() };
-                // SAFETY: startlockedm stores one of this Sched's Ps.
-                ml.p = Some(unsafe { &*p });
-                return true;
-            }
-            if self.shutdown.load(Ordering::Acquire) {
-                return false;
-            }
-            m.park();
-        }
+        self.park_for_nextp(m)
     }
 
     /// Runs `g` on this M until it parks, yields or exits, and handles what
@@ -823,22 +811,14 @@ impl Sched {
     /// Recycles a finished G: stack to the P's cache, G to a free list.
     fn gdead(&self, m: &Arc<M>, g: GRef) {
         g.set_status(GStatus::Dead);
-        // SAFETY: we own the dead G.
-        let own = unsafe { g.own() };
         // SAFETY: on m's thread.
         let ml = unsafe { m.local() };
-        own.sp = None;
-        own.canary = None;
-        own.name = None;
-        own.task = None;
-        if !own.locked_m.is_null() {
-            // A wired G ended: its M is free again.
-            own.locked_m = std::ptr::null();
-            own.lock_depth = 0;
-            ml.lockedg = None;
+        // SAFETY: we own the dead G.
+        let (stack, was_wired) = unsafe { g.own() }.clear();
+        if was_wired {
+            ml.lockedg = None; // a wired G ended: its M is free again
         }
         g.g().id.store(0, Ordering::Relaxed);
-        let stack = own.stack.take();
         g.set_status(GStatus::Idle);
         match ml.p {
             Some(p) => {

@@ -59,8 +59,6 @@ pub(crate) struct P {
     pub(crate) schedtick: AtomicU32,
     /// Counts `blocking` calls; sysmon reads it to see a call is the same.
     pub(crate) syscalltick: AtomicU32,
-    /// When the current `blocking` call started (ns since runtime start).
-    pub(crate) syscall_when: AtomicU64,
     /// When the current G started running (ns since runtime start), for
     /// sysmon's long-running report.
     pub(crate) run_since: AtomicU64,
@@ -121,7 +119,6 @@ impl P {
             runnext: AtomicPtr::new(ptr::null_mut()),
             schedtick: AtomicU32::new(0),
             syscalltick: AtomicU32::new(0),
-            syscall_when: AtomicU64::new(0),
             run_since: AtomicU64::new(0),
             spawned: AtomicU64::new(0),
             exited: AtomicU64::new(0),

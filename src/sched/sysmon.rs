@@ -4,8 +4,9 @@
 //! # The hand-off
 //! `blocking` marks the M's P `Syscall` and runs `f` on the G's stack, on
 //! this M. sysmon wakes every 20 µs while there is work to watch (backing
-//! off to 10 ms when idle); a P that has sat in `Syscall` for a whole tick
-//! (same `syscalltick` on two looks, at least 20 µs) is taken with a CAS
+//! off to 10 ms when idle, and woken by `blocking` when it has backed off);
+//! a P that sysmon sees in the same `Syscall` (same `syscalltick`) a whole
+//! tick after it first saw it is taken with a CAS
 //! `Syscall → Idle` and handed to another M if there is work for it. When
 //! `f` returns, the M CASes `Syscall → Running`: if it wins it goes on with
 //! its old P; if not, it takes an idle P if there is one, else it queues
@@ -25,7 +26,7 @@ use super::{
     Sched,
     g::GStatus,
     m::getm,
-    p::{P, PStatus},
+    p::{self, P, PStatus},
     park::{Req, mcall},
 };
 
@@ -41,14 +42,18 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let Some(p) = ml.p else {
         return f();
     };
-    // entersyscall.
-    p.syscalltick.fetch_add(1, Ordering::Relaxed);
-    p.syscall_when.store(sched.nanotime(), Ordering::Relaxed);
+    // entersyscall. No clock read here: sysmon notes when it first sees
+    // this call (the tick identifies it), as Go's sysmon does.
+    p::bump32(&p.syscalltick);
     g.set_status(GStatus::Syscall);
     // Release: from here on sysmon may take `p` (and its queue, whose state
     // our earlier pushes made visible).
     p.status.store(PStatus::Syscall as u8, Ordering::Release);
-    sched.sysmon_wake();
+    if sched.sysmon_backed_off.load(Ordering::Relaxed) {
+        // It may sleep up to 10 ms: have it look now. (A race with it
+        // backing off only delays the hand-off by one of its sleeps.)
+        sched.sysmon_wake();
+    }
     let r = panic::catch_unwind(AssertUnwindSafe(f));
     // exitsyscall.
     g.set_status(GStatus::Running);
@@ -120,8 +125,9 @@ fn sysmon(sched: &Sched, stop: &AtomicBool) {
     sched.sysmon_thread.get_or_init(std::thread::current);
     let mut delay = TICK;
     let mut idle_rounds = 0u32;
-    // Per P: the syscalltick seen last round, and whether it was in Syscall.
-    let mut seen: Vec<(u32, bool)> = vec![(0, false); sched.ps.len()];
+    // Per P: the blocking call seen in Syscall (its tick) and when it was
+    // first seen, if the P is in one.
+    let mut seen: Vec<Option<(u32, u64)>> = vec![None; sched.ps.len()];
     let mut last_long: Vec<u32> = vec![u32::MAX; sched.ps.len()];
     let mut next_trace = sched.debug.schedtrace_ms.saturating_mul(1_000_000);
     while !stop.load(Ordering::Acquire) {
@@ -132,13 +138,18 @@ fn sysmon(sched: &Sched, stop: &AtomicBool) {
             let tick = p.syscalltick.load(Ordering::Relaxed);
             if p.status() == PStatus::Syscall {
                 busy = true;
-                let waited = now.saturating_sub(p.syscall_when.load(Ordering::Relaxed));
-                if seen.1 && seen.0 == tick && waited >= TICK.as_nanos() as u64 {
-                    retake(sched, p);
+                match *seen {
+                    // The same call, seen a whole tick ago: take the P.
+                    Some((t, since)) if t == tick => {
+                        if now.saturating_sub(since) >= TICK.as_nanos() as u64 {
+                            retake(sched, p);
+                            *seen = None;
+                        }
+                    }
+                    _ => *seen = Some((tick, now)),
                 }
-                *seen = (tick, true);
             } else {
-                *seen = (tick, false);
+                *seen = None;
             }
         }
         if sched.debug.longrun {
@@ -177,6 +188,9 @@ fn sysmon(sched: &Sched, stop: &AtomicBool) {
         if sched.debug.schedtrace_ms > 0 {
             delay = delay.min(Duration::from_millis(sched.debug.schedtrace_ms));
         }
+        sched
+            .sysmon_backed_off
+            .store(delay > TICK, Ordering::Relaxed);
     }
 }
 

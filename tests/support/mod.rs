@@ -23,6 +23,17 @@ pub fn run_in_child(name: &str) -> Output {
         .expect("spawning the test binary as a child")
 }
 
+/// Runs the test `name` in a child (see [`run_in_child`]) and fails unless
+/// it succeeded, showing the child's stderr.
+pub fn assert_child_succeeds(name: &str) {
+    let out = run_in_child(name);
+    assert!(
+        out.status.success(),
+        "child {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The signal that killed a child, if one did.
 pub fn killed_by(out: &Output) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
