@@ -29,7 +29,7 @@
 
 mod arch;
 mod netpoll;
-mod time;
+pub mod time;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

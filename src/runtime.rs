@@ -93,7 +93,7 @@ impl Builder {
         let spec = StackSpec::new(self.stack_size, self.stack_guard)?;
         let debug = debug_from_env()?;
         stack::ensure_altstack()?;
-        let sched = Arc::new(Sched::new(procs, spec, debug));
+        let sched = Arc::new(Sched::new(procs, spec, debug)?);
         let sysmon = Sysmon::start(sched.clone())?;
         Ok(Runtime { sched, sysmon })
     }
@@ -233,6 +233,11 @@ impl Drop for Runtime {
 fn teardown(sched: &Sched) {
     // The dropping thread acts as an M without a P while it unwinds Gs, so
     // `getg` works in their destructors (and `goready` queues globally).
+    // Timer entries go first: they would wake Gs about to be unwound, and
+    // user timers in them hold the Sched.
+    for p in sched.ps.iter() {
+        p.timers.clear();
+    }
     let pseudo = M::new(usize::MAX, sched as *const Sched);
     let outer = crate::sched::m::getm();
     setm(&pseudo);

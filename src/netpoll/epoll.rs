@@ -97,10 +97,20 @@ impl Poller {
     /// Waits up to `timeout` (`None`: without limit) and appends what became
     /// ready to `out`; returns how many it appended. Returns early, with
     /// whatever it has (possibly nothing), on `wake` or a signal.
+    #[cfg(test)]
     pub(crate) fn poll(
         &self,
         timeout: Option<Duration>,
         out: &mut Vec<Event>,
+    ) -> io::Result<usize> {
+        self.poll_with(timeout, |e| out.push(e))
+    }
+
+    /// [`Poller::poll`], handing each event to `f`; returns how many.
+    pub(crate) fn poll_with(
+        &self,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(Event),
     ) -> io::Result<usize> {
         let ms: libc::c_int = match timeout {
             None => -1,
@@ -126,7 +136,7 @@ impl Poller {
                 Err(e)
             };
         }
-        let before = out.len();
+        let mut count = 0;
         for ev in &events[..n as usize] {
             let (bits, token) = (ev.events as libc::c_int, ev.u64);
             if token == WAKE_TOKEN {
@@ -146,7 +156,8 @@ impl Poller {
                 bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0;
             let writable = bits & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0;
             if readable || writable {
-                out.push(Event {
+                count += 1;
+                f(Event {
                     token,
                     readable,
                     writable,
@@ -154,7 +165,7 @@ impl Poller {
                 });
             }
         }
-        Ok(out.len() - before)
+        Ok(count)
     }
 
     /// Interrupts a blocked `poll` (from any thread).

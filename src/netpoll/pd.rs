@@ -17,6 +17,17 @@
 //! - `WAIT`: a G is about to park (set on the G, before gopark).
 //! - a G pointer: that G is parked here; only `unblock` may take it.
 //!
+//! A G parked here that is unwound instead of woken (runtime teardown, when
+//! no M polls any more) puts its slot back to `NIL` on the way out.
+//!
+//! # Deadlines and reuse
+//! Each direction has a sequence number, bumped by every `set_deadline`
+//! and when the descriptor goes back to the pollcache. A deadline timer
+//! carries the sequence it was armed with and does nothing unless it still
+//! matches (Go's `rseq`/`wseq`); deadline changes and firings serialise on
+//! `lock`. `fdseq` is bumped on every reuse: the poller's token carries it,
+//! so an event for an earlier owner of this descriptor is ignored.
+//!
 //! `unblock(ioready = false)` (close, deadline) never creates `READY`: the
 //! waiter wakes to `NIL` and then reads the error state. Errors (`closing`,
 //! an expired deadline) are re-checked *after* the CAS to `WAIT`: the error
@@ -24,7 +35,10 @@
 //! (Go's "full memory barrier between store to closing and read of rg/wg"),
 //! so either `unblock` sees our `WAIT` or we see its error.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{
+    Mutex,
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+};
 
 use crate::sched::{
     g::{GRef, WaitReason},
@@ -59,6 +73,13 @@ pub(crate) struct PollDesc {
     closing: AtomicBool,
     read_expired: AtomicBool,
     write_expired: AtomicBool,
+    /// Deadline sequence numbers (see the module comment).
+    rseq: AtomicU64,
+    wseq: AtomicU64,
+    /// Reuse counter, carried in the poller's token.
+    pub(crate) fdseq: AtomicU64,
+    /// Serialises deadline changes with deadline timers firing.
+    lock: Mutex<()>,
 }
 
 impl PollDesc {
@@ -69,6 +90,20 @@ impl PollDesc {
         }
     }
 
+    fn seq(&self, mode: Mode) -> &AtomicU64 {
+        match mode {
+            Mode::Read => &self.rseq,
+            Mode::Write => &self.wseq,
+        }
+    }
+
+    fn expired(&self, mode: Mode) -> &AtomicBool {
+        match mode {
+            Mode::Read => &self.read_expired,
+            Mode::Write => &self.write_expired,
+        }
+    }
+
     /// Go's netpollcheckerr.
     fn check(&self, mode: Mode) -> Result<(), WaitError> {
         // SeqCst: pairs with the SeqCst stores of `close`/`expire` (see the
@@ -76,11 +111,7 @@ impl PollDesc {
         if self.closing.load(Ordering::SeqCst) {
             return Err(WaitError::Closing);
         }
-        let expired = match mode {
-            Mode::Read => &self.read_expired,
-            Mode::Write => &self.write_expired,
-        };
-        if expired.load(Ordering::SeqCst) {
+        if self.expired(mode).load(Ordering::SeqCst) {
             return Err(WaitError::TimedOut);
         }
         Ok(())
@@ -88,18 +119,25 @@ impl PollDesc {
 
     /// Parks the calling G until `mode` is ready (Go's pollWait loop around
     /// netpollblock); returns at once if readiness is pending. Must run on
-    /// a coroutine.
-    pub(crate) fn wait(&self, mode: Mode) -> Result<(), WaitError> {
+    /// a coroutine. `waiters` counts Gs parked on any descriptor of the
+    /// poller (Go's netpollWaiters).
+    pub(crate) fn wait(&self, mode: Mode, waiters: &AtomicUsize) -> Result<(), WaitError> {
         self.check(mode)?;
-        while !self.block(mode) {
+        while !self.block(mode, waiters) {
             self.check(mode)?;
         }
         Ok(())
     }
 
+    /// Whether `mode` is ready or failed without waiting (for callers that
+    /// cannot park): consumes pending readiness.
+    pub(crate) fn check_error(&self, mode: Mode) -> Result<(), WaitError> {
+        self.check(mode)
+    }
+
     /// One netpollblock: true if readiness was consumed, false if woken by
     /// an error (or to re-check one).
-    fn block(&self, mode: Mode) -> bool {
+    fn block(&self, mode: Mode, waiters: &AtomicUsize) -> bool {
         let gpp = self.slot(mode);
         loop {
             // SeqCst: the CAS to WAIT pairs with the error stores (above).
@@ -124,6 +162,15 @@ impl PollDesc {
             }
         }
         if self.check(mode).is_ok() {
+            /// Puts the slot back if the G is unwound while parked.
+            struct Unpark<'a>(&'a AtomicUsize);
+            impl Drop for Unpark<'_> {
+                fn drop(&mut self) {
+                    self.0.store(PD_NIL, Ordering::SeqCst);
+                }
+            }
+            let guard = Unpark(gpp);
+            waiters.fetch_add(1, Ordering::SeqCst);
             // netpollblockcommit: publish this G unless readiness (or an
             // error) arrived since the CAS to WAIT.
             // SAFETY: the callback only CASes the slot, which lives in the
@@ -142,6 +189,8 @@ impl PollDesc {
                     WaitReason::Io,
                 )
             };
+            waiters.fetch_sub(1, Ordering::SeqCst);
+            std::mem::forget(guard);
         }
         let old = gpp.swap(PD_NIL, Ordering::SeqCst);
         if old > PD_WAIT {
@@ -187,10 +236,60 @@ impl PollDesc {
 
     /// Marks a direction's deadline as passed and wakes its waiter.
     pub(crate) fn expire(&self, mode: Mode) -> Option<GRef> {
-        match mode {
-            Mode::Read => self.read_expired.store(true, Ordering::SeqCst),
-            Mode::Write => self.write_expired.store(true, Ordering::SeqCst),
-        }
+        self.expired(mode).store(true, Ordering::SeqCst);
         self.unblock(mode, false)
+    }
+
+    /// Go's pollSetDeadline for one direction. `when` and `now` are in the
+    /// runtime's nanoseconds; `None` clears. Returns the waiter to wake (a
+    /// deadline already past) and the timer to arm, as `(when, seq)`.
+    pub(crate) fn set_deadline(
+        &self,
+        mode: Mode,
+        when: Option<u64>,
+        now: u64,
+    ) -> (Option<GRef>, Option<(u64, u64)>) {
+        let _l = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = self.seq(mode).fetch_add(1, Ordering::SeqCst) + 1;
+        self.expired(mode).store(false, Ordering::SeqCst);
+        match when {
+            None => (None, None),
+            Some(w) if w <= now => (self.expire(mode), None),
+            Some(w) => (None, Some((w, seq))),
+        }
+    }
+
+    /// The sequence a deadline timer of `mode` must carry to be current.
+    pub(crate) fn deadline_seq(&self, mode: Mode) -> u64 {
+        self.seq(mode).load(Ordering::Acquire)
+    }
+
+    /// A deadline timer armed with `seq` fired: expires the direction if
+    /// the deadline was not moved since. Returns the waiter to wake.
+    pub(crate) fn deadline_fired(&self, mode: Mode, seq: u64) -> Option<GRef> {
+        let _l = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.seq(mode).load(Ordering::SeqCst) != seq {
+            return None;
+        }
+        self.expire(mode)
+    }
+
+    /// Makes a descriptor from the pollcache fresh for its next owner;
+    /// earlier events and deadline timers no longer match it.
+    pub(crate) fn reset(&self) {
+        let _l = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.fdseq.fetch_add(1, Ordering::SeqCst);
+        self.rseq.fetch_add(1, Ordering::SeqCst);
+        self.wseq.fetch_add(1, Ordering::SeqCst);
+        self.closing.store(false, Ordering::SeqCst);
+        self.read_expired.store(false, Ordering::SeqCst);
+        self.write_expired.store(false, Ordering::SeqCst);
+        self.rg.store(PD_NIL, Ordering::SeqCst);
+        self.wg.store(PD_NIL, Ordering::SeqCst);
+    }
+
+    /// Whether `close` was called.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 }

@@ -148,6 +148,9 @@ mod pd {
     use super::super::pd::{Mode, PollDesc, WaitError};
     use crate::{Runtime, sched::park::goready};
 
+    /// The waiter count these tests' descriptors report to.
+    static WAITERS: AtomicUsize = AtomicUsize::new(0);
+
     fn rt(procs: usize) -> Runtime {
         Runtime::builder().procs(procs).build().unwrap()
     }
@@ -167,10 +170,10 @@ mod pd {
                 pd.unblock(Mode::Read, true).is_none(),
                 "readiness is idempotent"
             );
-            assert_eq!(pd.wait(Mode::Read), Ok(()));
+            assert_eq!(pd.wait(Mode::Read, &WAITERS), Ok(()));
             // Consumed: a second wait would park; the write side is separate.
             assert!(pd.unblock(Mode::Write, true).is_none());
-            assert_eq!(pd.wait(Mode::Write), Ok(()));
+            assert_eq!(pd.wait(Mode::Write, &WAITERS), Ok(()));
         });
     }
 
@@ -184,7 +187,7 @@ mod pd {
             ] {
                 let pd = Arc::new(PollDesc::default());
                 let pd2 = pd.clone();
-                let waiter = crate::spawn(move || pd2.wait(Mode::Read));
+                let waiter = crate::spawn(move || pd2.wait(Mode::Read, &WAITERS));
                 // One call must deliver whatever the waiter is doing: not
                 // started yet (READY or the error is then seen by its wait),
                 // between WAIT and the commit (the commit fails), or parked
@@ -215,7 +218,7 @@ mod pd {
             let (pd2, c2) = (pd.clone(), consumed.clone());
             let reader = crate::spawn(move || {
                 for _ in 0..ROUNDS {
-                    pd2.wait(Mode::Read).unwrap();
+                    pd2.wait(Mode::Read, &WAITERS).unwrap();
                     c2.fetch_add(1, Ordering::SeqCst);
                 }
             });

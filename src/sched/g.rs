@@ -85,6 +85,8 @@ pub enum WaitReason {
     Sync,
     /// Sleeping on a timer.
     Sleep,
+    /// Waiting for a timer's tick.
+    Timer,
     /// Waiting for network I/O.
     Io,
     /// A primitive built outside gort.

@@ -34,6 +34,8 @@ pub(crate) struct MLocal {
     pub(crate) spinning: bool,
     /// The G wired to this M by `lock_os_thread`: the M runs nothing else.
     pub(crate) lockedg: Option<GRef>,
+    /// Scratch list for Gs the poller readies (kept to reuse its buffer).
+    pub(crate) glist: Vec<GRef>,
 }
 
 // SAFETY: `local` is only touched by the M's own thread; the rest is atomic.
@@ -55,6 +57,7 @@ impl M {
                 curg: None,
                 spinning: false,
                 lockedg: None,
+                glist: Vec::new(),
             }),
         }
     }

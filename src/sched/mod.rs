@@ -20,9 +20,16 @@
 //! 2. `runnext` (inheriting the time slice, at most [`RUNNEXT_STREAK`] times
 //!    in a row), then the local queue;
 //! 3. the global queue, a batch;
+//! 0. run this P's due timers (one atomic load when none is due);
+//! 3. (then) `netpoll(0)` if Gs wait on the network and no M is blocked
+//!    in the poller: take one G, inject the rest;
 //! 4. spinning (only while spinning Ms < busy Ps / 2): steal half of
-//!    another P's queue, visiting Ps in random order, `runnext` last;
-//! 5. give the P back, re-check every queue (no lost wake-ups), park the M.
+//!    another P's queue, visiting Ps in random order, `runnext` and due
+//!    timers on the last round;
+//! 5. give the P back, re-check every queue (no lost wake-ups); then, if
+//!    Gs wait on the network or timers are armed and no other M does it,
+//!    block in `netpoll` until the earliest timer of all Ps (the Ms are the
+//!    event loop; there is no I/O thread); else park the M.
 //!
 //! # Spinning Ms and wake-ups (no lost wake-up, no thundering herd)
 //! Whoever adds work calls `wakep`, which wakes an idle M only if there is
@@ -80,6 +87,7 @@ use self::{
 };
 use crate::{
     arch::{self, StackPointer},
+    netpoll::NetPoll,
     stack::{self, Stack, StackSpec},
 };
 
@@ -146,6 +154,8 @@ pub(crate) struct Sched {
     /// Whether sysmon sleeps longer than a tick (written by sysmon only;
     /// `blocking` wakes it then).
     pub(crate) sysmon_backed_off: AtomicBool,
+    /// This runtime's network poller and pollcache.
+    pub(crate) netpoll: NetPoll,
 }
 
 // SAFETY: all shared state is atomic or behind locks; P and M guard their
@@ -155,8 +165,8 @@ unsafe impl Sync for Sched {}
 unsafe impl Send for Sched {}
 
 impl Sched {
-    pub(crate) fn new(procs: usize, spec: StackSpec, debug: Debug) -> Sched {
-        Sched {
+    pub(crate) fn new(procs: usize, spec: StackSpec, debug: Debug) -> std::io::Result<Sched> {
+        Ok(Sched {
             ps: (0..procs).map(P::new).collect(),
             global: Injector::new(),
             idle: Mutex::new(Idle {
@@ -177,11 +187,126 @@ impl Sched {
             exited_outside: AtomicUsize::new(0),
             sysmon_thread: std::sync::OnceLock::new(),
             sysmon_backed_off: AtomicBool::new(false),
-        }
+            netpoll: NetPoll::new()?,
+        })
     }
 
     pub(crate) fn nanotime(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
+    }
+
+    /// `t` on the runtime's nanosecond clock (0 for instants before the
+    /// runtime started).
+    pub(crate) fn instant_nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX / 2)
+    }
+
+    /// Whether the runtime is being dropped.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// A counted reference to this runtime's state.
+    pub(crate) fn arc(&self) -> Arc<Sched> {
+        let ptr = self as *const Sched;
+        // SAFETY: every Sched is created inside an Arc (Runtime::build) and
+        // `self` borrows it, so the count is at least one.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    }
+
+    /// Makes sure a timer at `when` is run on time (Go's wakeNetPoller): an
+    /// M asleep in `netpoll` past `when` is woken; with none asleep there,
+    /// an idle M is woken to go and wait for it.
+    pub(crate) fn wake_netpoller(&self, when: u64) {
+        // SeqCst: the timer's `when0` store before these loads, against the
+        // blocking M's `blocked` swap before its `when0` loads.
+        if self.netpoll.blocked.load(Ordering::SeqCst) {
+            if when < self.netpoll.poll_until.load(Ordering::SeqCst) {
+                self.netpoll.wake();
+            }
+        } else {
+            self.wakep();
+        }
+    }
+
+    /// Go's injectglist: makes the Gs in `list` (just woken by the poller,
+    /// still `Waiting`) runnable. With idle Ps, that many go to the global
+    /// queue and Ms are started for them; the rest go to `p`'s queue (`p`:
+    /// the caller's P, if it has one).
+    pub(crate) fn injectglist(&self, p: Option<&P>, list: &mut Vec<GRef>) {
+        if list.is_empty() {
+            return;
+        }
+        for g in list.iter() {
+            g.cas_status(
+                GStatus::Waiting,
+                GStatus::Runnable,
+                "runtime: netpoll readied a G that is not waiting",
+            );
+        }
+        let n = if p.is_some() {
+            self.npidle.load(Ordering::SeqCst).min(list.len())
+        } else {
+            list.len()
+        };
+        let to_local = list.len() - n;
+        for g in list.drain(to_local..) {
+            self.global.push(g);
+        }
+        for _ in 0..n {
+            match self.pidleget() {
+                Some(idle) => self.startm(idle, false),
+                None => break,
+            }
+        }
+        if let Some(p) = p {
+            for g in list.drain(..) {
+                self.runqput(p, g, false);
+            }
+            self.wakep();
+        }
+    }
+
+    /// Polls the network without blocking if Gs wait on it and no M is
+    /// blocked in the poller; returns one ready G and injects the rest.
+    fn netpoll_now(&self, ml: &mut m::MLocal) -> Option<GRef> {
+        if !self.netpoll.has_waiters() || self.netpoll.blocked.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut list = std::mem::take(&mut ml.glist);
+        self.netpoll
+            .netpoll(Some(std::time::Duration::ZERO), |g| list.push(g));
+        self.netpoll
+            .last_poll
+            .store(self.nanotime(), Ordering::Relaxed);
+        let first = list.pop();
+        if let Some(g) = first {
+            g.cas_status(
+                GStatus::Waiting,
+                GStatus::Runnable,
+                "runtime: netpoll readied a G that is not waiting",
+            );
+            self.injectglist(ml.p, &mut list);
+        }
+        ml.glist = list;
+        first
+    }
+
+    /// Runs `p`'s timers if one is due; returns how many fired.
+    #[inline]
+    fn check_timers(&self, p: &P) -> usize {
+        let w = p.timers.when0();
+        if w == u64::MAX {
+            return 0;
+        }
+        let now = self.nanotime();
+        if w > now {
+            return 0;
+        }
+        crate::time::run_timers(self, p, now)
     }
 
     fn p_static(&self, i: usize) -> &'static P {
@@ -440,6 +565,8 @@ impl Sched {
             // SAFETY: we are on m's thread.
             let ml = unsafe { m.local() };
             let p = ml.p.expect("find_runnable without a P");
+            // 0. Due timers (they may ready Gs into our queue).
+            self.check_timers(p);
             // 1. Fairness: every 61st schedule, the global queue first.
             if p.schedtick.load(Ordering::Relaxed) % 61 == 0 && !self.global.is_empty() {
                 loop {
@@ -456,6 +583,10 @@ impl Sched {
             }
             // 3. Global, a batch.
             if let Some(g) = self.globrunqget(p) {
+                return Some((g, false));
+            }
+            // 3½. The network, without blocking.
+            if let Some(g) = self.netpoll_now(ml) {
                 return Some((g, false));
             }
             // 4. Steal, while spinning Ms are fewer than busy Ps / 2.
@@ -491,6 +622,13 @@ impl Sched {
                 }
                 continue 'top;
             }
+            // Block in the poller until the earliest timer, if there is
+            // anything to wait for and no other M does it.
+            match self.netpoll_block(ml) {
+                Some(true) => continue 'top,
+                Some(false) => {}
+                None => return None,
+            }
             // Park until startm hands us a P (and maybe the spinning role,
             // already counted by wakep).
             if !self.stopm(m) {
@@ -499,8 +637,53 @@ impl Sched {
         }
     }
 
-    /// Steals from the other Ps, in random order, `runnext` on the last
-    /// of four rounds.
+    /// For an M without a P that found nothing to do: if Gs wait on the
+    /// network or timers are armed and no other M is blocked in the
+    /// poller, blocks in `netpoll` until the earliest timer, then injects
+    /// what became ready. `Some(true)`: it took an idle P (installed in
+    /// `ml`), look for work again; `Some(false)`: nothing to do, park;
+    /// `None`: shutdown.
+    fn netpoll_block(&self, ml: &mut m::MLocal) -> Option<bool> {
+        let np = &self.netpoll;
+        if !np.has_waiters() && crate::time::earliest(self) == u64::MAX {
+            return Some(false);
+        }
+        // SeqCst: pairs with wake_netpoller (see there).
+        if np.blocked.swap(true, Ordering::SeqCst) {
+            return Some(false); // another M is the poller
+        }
+        if self.shutdown.load(Ordering::Acquire) {
+            np.blocked.store(false, Ordering::SeqCst);
+            return None;
+        }
+        let until = crate::time::earliest(self);
+        np.poll_until.store(until, Ordering::SeqCst);
+        let delay = (until != u64::MAX)
+            .then(|| std::time::Duration::from_nanos(until.saturating_sub(self.nanotime())));
+        let mut list = std::mem::take(&mut ml.glist);
+        np.netpoll(delay, |g| list.push(g));
+        np.poll_until.store(u64::MAX, Ordering::SeqCst);
+        np.last_poll.store(self.nanotime(), Ordering::Relaxed);
+        np.blocked.store(false, Ordering::SeqCst);
+        let got_p = match self.pidleget_running() {
+            Some(p) => {
+                ml.p = Some(p);
+                true
+            }
+            None => false,
+        };
+        // With a P, the Gs go to its queue (and idle Ps); without, to the
+        // global queue with Ms started for idle Ps.
+        self.injectglist(ml.p, &mut list);
+        ml.glist = list;
+        if self.shutdown.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(got_p)
+    }
+
+    /// Steals from the other Ps, in random order, `runnext` and due timers
+    /// on the last of four rounds.
     fn steal_work(&self, p: &P) -> Option<GRef> {
         let n = self.ps.len();
         if n == 1 {
@@ -512,7 +695,16 @@ impl Sched {
             let step = coprime_step(n, start);
             for k in 0..n {
                 let victim = &self.ps[(start + k * step) % n];
-                if victim.id == p.id || victim.status() == PStatus::Idle && !victim.has_work() {
+                if victim.id == p.id {
+                    continue;
+                }
+                if round == 3
+                    && self.check_timers(victim) > 0
+                    && let Some((g, _)) = self.runqget(p)
+                {
+                    return Some(g);
+                }
+                if victim.status() == PStatus::Idle && !victim.has_work() {
                     continue;
                 }
                 if let Some(g) = self.runqsteal(p, victim, round == 3) {
@@ -929,6 +1121,8 @@ impl Sched {
             let _idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             self.shutdown.store(true, Ordering::Release);
         }
+        // An M may be asleep in the poller rather than in stopm.
+        self.netpoll.wake();
         loop {
             let ms: Vec<MThread> = {
                 let mut allm = self.allm.lock().unwrap_or_else(|e| e.into_inner());

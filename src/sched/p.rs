@@ -65,6 +65,8 @@ pub(crate) struct P {
     /// Gs spawned and finished on this P (owner-written, read by schedtrace).
     pub(crate) spawned: AtomicU64,
     pub(crate) exited: AtomicU64,
+    /// This P's timer heap (locked; other Ms run its due timers too).
+    pub(crate) timers: crate::time::Timers,
 }
 
 /// Adds one to a counter that only its owner writes: a plain load and
@@ -122,6 +124,7 @@ impl P {
             run_since: AtomicU64::new(0),
             spawned: AtomicU64::new(0),
             exited: AtomicU64::new(0),
+            timers: crate::time::Timers::default(),
         }
     }
 

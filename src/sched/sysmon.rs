@@ -11,6 +11,10 @@
 //! `f` returns, the M CASes `Syscall → Running`: if it wins it goes on with
 //! its old P; if not, it takes an idle P if there is one, else it queues
 //! the G globally and parks (via g0, `Req::NoP`).
+//!
+//! sysmon also polls the network when no M has for 10 ms (every M busy
+//! running Gs), and wakes an M when a timer is overdue and none is asleep
+//! in the poller to fire it.
 
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -117,6 +121,8 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 /// A G running this long without switching is reported under
 /// `GORT_DEBUG=longrun`.
 const LONG_RUN_NS: u64 = 10_000_000;
+/// sysmon polls the network itself when no M has for this long.
+const NETPOLL_AFTER_NS: u64 = 10_000_000;
 
 fn sysmon(sched: &Sched, stop: &AtomicBool) {
     // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer
@@ -151,6 +157,21 @@ fn sysmon(sched: &Sched, stop: &AtomicBool) {
             } else {
                 *seen = None;
             }
+        }
+        // The network, if no M has polled it for a while (Go's sysmon
+        // netpoll), and timers overdue while every M sleeps.
+        let np = &sched.netpoll;
+        if np.has_waiters()
+            && !np.blocked.load(Ordering::Relaxed)
+            && now.saturating_sub(np.last_poll.load(Ordering::Relaxed)) > NETPOLL_AFTER_NS
+        {
+            let mut list = Vec::new();
+            np.netpoll(Some(Duration::ZERO), |g| list.push(g));
+            np.last_poll.store(now, Ordering::Relaxed);
+            sched.injectglist(None, &mut list);
+        }
+        if crate::time::earliest(sched) < now && !np.blocked.load(Ordering::Relaxed) {
+            sched.wakep();
         }
         if sched.debug.longrun {
             for (p, last) in sched.ps.iter().zip(last_long.iter_mut()) {
@@ -242,7 +263,7 @@ impl Sched {
     pub(crate) fn schedtrace_line(&self, now: u64) -> String {
         let queues: Vec<String> = self.ps.iter().map(|p| p.queued().to_string()).collect();
         format!(
-            "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} live={} [{}]",
+            "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} live={} timers={} netpollwaiters={} [{}]",
             now / 1_000_000,
             self.ps.len(),
             self.npidle(),
@@ -251,6 +272,8 @@ impl Sched {
             self.nmidle(),
             self.global_len(),
             self.live(),
+            self.ps.iter().map(|p| p.timers.len()).sum::<usize>(),
+            self.netpoll.waiters.load(Ordering::Relaxed),
             queues.join(" ")
         )
     }

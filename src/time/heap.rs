@@ -64,16 +64,18 @@ impl<T> TimerHeap<T> {
         Some(top)
     }
 
-    /// Pops every entry due at `now` for which `is_live` holds, skipping
-    /// stale ones, and hands each to `fire`. Returns how many fired.
+    /// Pops up to `max` entries due at `now` for which `is_live` holds,
+    /// skipping (and dropping) stale ones, and hands each to `fire`.
+    /// Returns how many fired.
     pub(crate) fn run_due(
         &mut self,
         now: u64,
+        max: usize,
         is_live: impl Fn(&Entry<T>) -> bool,
         mut fire: impl FnMut(Entry<T>),
     ) -> usize {
         let mut n = 0;
-        while self.peek_when().is_some_and(|w| w <= now) {
+        while n < max && self.peek_when().is_some_and(|w| w <= now) {
             let e = self.pop().expect("peeked");
             if is_live(&e) {
                 fire(e);
@@ -208,6 +210,7 @@ mod tests {
                     let mut fired = Vec::new();
                     h.run_due(
                         now,
+                        usize::MAX,
                         |e| cur[&e.item] == e.seq,
                         |e| fired.push((e.item, e.when)),
                     );

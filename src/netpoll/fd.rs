@@ -1,0 +1,329 @@
+//! `PollFd`: a non-blocking descriptor tied to the poller (the `pd` half of
+//! Go's `poll.FD`). Every gort socket is one.
+//!
+//! An I/O call is Go's loop: check for close and a passed deadline, try
+//! the system call, and on `EAGAIN` wait for readiness, then try again.
+//! How it waits depends on who calls:
+//! - a coroutine of the runtime the descriptor is registered with parks on
+//!   its `PollDesc` (registration happens at creation inside a coroutine,
+//!   else at the first wait from one);
+//! - a coroutine of another runtime runs `poll(2)` inside `blocking`, so
+//!   its P is handed on;
+//! - a plain thread (or any caller once the descriptor's runtime is gone)
+//!   runs `poll(2)` in slices of at most [`THREAD_POLL_SLICE`], re-reading
+//!   the deadline and the closed flag between slices, so moving a deadline
+//!   or closing from elsewhere takes effect within a slice.
+
+use std::{
+    io,
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use super::pd::{Mode, PollDesc, WaitError};
+use crate::sched::{self, Sched};
+
+/// The longest a plain thread sleeps in poll(2) before re-checking the
+/// deadline and the closed flag.
+pub(crate) const THREAD_POLL_SLICE: Duration = Duration::from_millis(50);
+
+/// The error of an operation on a closed descriptor (Go's ErrNetClosing).
+pub(crate) fn closed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "use of closed network connection",
+    )
+}
+
+/// The error of an operation whose deadline passed (Go's ErrDeadlineExceeded).
+pub(crate) fn timeout_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
+}
+
+/// The registration of a descriptor with one runtime's poller.
+struct Reg {
+    sched: Arc<Sched>,
+    /// Lives in `sched.netpoll`'s pollcache as long as `sched` does.
+    pd: *const PollDesc,
+}
+
+// SAFETY: `pd` points into the pollcache of the NetPoll that `sched` keeps
+// alive; PollDesc is Sync.
+unsafe impl Send for Reg {}
+// SAFETY: as above.
+unsafe impl Sync for Reg {}
+
+impl Reg {
+    fn pd(&self) -> &PollDesc {
+        // SAFETY: see the type's Send impl.
+        unsafe { &*self.pd }
+    }
+}
+
+/// A non-blocking descriptor with its readiness state.
+pub(crate) struct PollFd {
+    fd: OwnedFd,
+    reg: OnceLock<Reg>,
+    closed: AtomicBool,
+    /// Read and write deadlines, as set (for waits that do not park).
+    deadlines: Mutex<[Option<Instant>; 2]>,
+}
+
+impl std::fmt::Debug for PollFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollFd")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("registered", &self.reg.get().is_some())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    let mut v = libc::c_int::from(on);
+    // SAFETY: FIONBIO reads one c_int from a valid pointer.
+    cvt(unsafe { libc::ioctl(fd, libc::FIONBIO, &mut v) })?;
+    Ok(())
+}
+
+fn index(mode: Mode) -> usize {
+    match mode {
+        Mode::Read => 0,
+        Mode::Write => 1,
+    }
+}
+
+impl PollFd {
+    /// Takes `fd`, makes it non-blocking and, inside a coroutine,
+    /// registers it with the coroutine's runtime.
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<PollFd> {
+        set_nonblocking(fd.as_raw_fd(), true)?;
+        let pfd = PollFd {
+            fd,
+            reg: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            deadlines: Mutex::new([None, None]),
+        };
+        if let Some((_, sched)) = sched::current() {
+            pfd.register(sched)?;
+        }
+        Ok(pfd)
+    }
+
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The descriptor, taken out of the poller and made blocking again (for
+    /// conversion to a std type).
+    pub(crate) fn into_blocking(mut self) -> io::Result<OwnedFd> {
+        self.deregister();
+        let fd = self.fd.try_clone()?;
+        set_nonblocking(fd.as_raw_fd(), false)?;
+        Ok(fd)
+    }
+
+    fn register(&self, sched: &'static Sched) -> io::Result<()> {
+        if self.reg.get().is_some() {
+            return Ok(());
+        }
+        let pd = sched.netpoll.open(self.fd.as_raw_fd())?;
+        let reg = Reg {
+            sched: sched.arc(),
+            pd,
+        };
+        if let Err(reg) = self.reg.set(reg) {
+            // Another coroutine registered it first: undo ours.
+            reg.sched.netpoll.close(self.fd.as_raw_fd(), reg.pd());
+            return Ok(());
+        }
+        // Carry over deadlines set before registration.
+        let dl = *self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+        for mode in [Mode::Read, Mode::Write] {
+            if let Some(d) = dl[index(mode)] {
+                self.arm(mode, Some(d));
+            }
+        }
+        Ok(())
+    }
+
+    fn deregister(&mut self) {
+        if let Some(reg) = self.reg.take() {
+            reg.sched.netpoll.close(self.fd.as_raw_fd(), reg.pd());
+        }
+    }
+
+    /// Sets (or with `None` clears) the deadline of one direction, with
+    /// Go's SetReadDeadline/SetWriteDeadline semantics: a blocked call
+    /// sees the new deadline; one already past fails calls at once.
+    pub(crate) fn set_deadline(&self, mode: Mode, deadline: Option<Instant>) {
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner())[index(mode)] = deadline;
+        if self.reg.get().is_some() {
+            self.arm(mode, deadline);
+        }
+    }
+
+    /// Hands a deadline to the registered runtime's pollDesc and timers.
+    fn arm(&self, mode: Mode, deadline: Option<Instant>) {
+        let reg = self.reg.get().expect("armed after registration");
+        let sched = &*reg.sched;
+        let when = deadline.map(|d| sched.instant_nanos(d));
+        let (g, timer) = reg.pd().set_deadline(mode, when, sched.nanotime());
+        if let Some(g) = g {
+            sched.ready(g, true);
+        }
+        if let Some((when, seq)) = timer {
+            crate::time::add_deadline_timer(sched, reg.pd, mode, when, seq);
+        }
+    }
+
+    /// Go's Close: marks the descriptor closed, wakes every waiter (they
+    /// fail with a closed error) and shuts the socket down so plain threads
+    /// in poll(2) wake as well. The descriptor itself is closed on drop.
+    pub(crate) fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(reg) = self.reg.get() {
+            let (r, w) = reg.pd().close();
+            for g in [r, w].into_iter().flatten() {
+                reg.sched.ready(g, true);
+            }
+        }
+        // SAFETY: shutdown on our open descriptor; ENOTCONN/ENOTSOCK are
+        // harmless and ignored (the flag above already fails later calls).
+        unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Go's prepareRead/prepareWrite: fails at once if closed or if the
+    /// direction's deadline has passed.
+    fn prepare(&self, mode: Mode) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(closed_error());
+        }
+        if let Some(reg) = self.reg.get() {
+            return reg.pd().check_error(mode).map_err(wait_error);
+        }
+        match self.deadline(mode) {
+            Some(d) if d <= Instant::now() => Err(timeout_error()),
+            _ => Ok(()),
+        }
+    }
+
+    fn deadline(&self, mode: Mode) -> Option<Instant> {
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner())[index(mode)]
+    }
+
+    /// Runs `f` (a non-blocking system call on the descriptor) until it
+    /// does not report `WouldBlock`, waiting for `mode` readiness between
+    /// tries. `EINTR` is retried.
+    pub(crate) fn io<R>(
+        &self,
+        mode: Mode,
+        mut f: impl FnMut(RawFd) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.prepare(mode)?;
+        loop {
+            match f(self.fd.as_raw_fd()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(mode)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// Waits until `mode` may be ready (Go's pollDesc.wait).
+    pub(crate) fn wait(&self, mode: Mode) -> io::Result<()> {
+        if let Some((_, sched)) = sched::current()
+            && !sched.is_shutting_down()
+        {
+            if self.reg.get().is_none() {
+                self.register(sched)?;
+            }
+            let reg = self.reg.get().expect("registered above");
+            if std::ptr::eq(&*reg.sched, sched) {
+                return reg
+                    .pd()
+                    .wait(mode, &sched.netpoll.waiters)
+                    .map_err(wait_error);
+            }
+            // Registered with another runtime: hand our P on while we wait.
+            return crate::blocking(|| self.thread_wait(mode));
+        }
+        self.thread_wait(mode)
+    }
+
+    /// Waits with poll(2), for callers that cannot park on the pollDesc.
+    fn thread_wait(&self, mode: Mode) -> io::Result<()> {
+        let events = match mode {
+            Mode::Read => libc::POLLIN | libc::POLLRDHUP,
+            Mode::Write => libc::POLLOUT,
+        };
+        loop {
+            if self.is_closed() {
+                return Err(closed_error());
+            }
+            let mut slice = THREAD_POLL_SLICE;
+            if let Some(d) = self.deadline(mode) {
+                let now = Instant::now();
+                if d <= now {
+                    return Err(timeout_error());
+                }
+                slice = slice.min(d - now);
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events,
+                revents: 0,
+            };
+            let ms = slice.as_nanos().div_ceil(1_000_000) as libc::c_int;
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if n > 0 {
+                return Ok(());
+            }
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+fn wait_error(e: WaitError) -> io::Error {
+    match e {
+        WaitError::Closing => closed_error(),
+        WaitError::TimedOut => timeout_error(),
+    }
+}
+
+impl Drop for PollFd {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+impl AsRawFd for PollFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
