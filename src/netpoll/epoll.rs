@@ -25,6 +25,9 @@ pub(crate) struct Poller {
     /// consumed it: further wakes meanwhile are dropped (a pending wake-up
     /// already guarantees the poller will return). AcqRel on both sides.
     wake_pending: AtomicBool,
+    /// Whether the kernel has epoll_pwait2 (Linux 5.11+), which takes a
+    /// nanosecond timeout; without it timeouts round up to milliseconds.
+    pwait2: AtomicBool,
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -64,6 +67,7 @@ impl Poller {
             epfd,
             eventfd,
             wake_pending: AtomicBool::new(false),
+            pwait2: AtomicBool::new(true),
         })
     }
 
@@ -119,15 +123,45 @@ impl Poller {
             Some(d) => d.as_nanos().div_ceil(1_000_000).min(1_000_000_000) as libc::c_int,
         };
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        // SAFETY: `events` has room for BATCH entries.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                events.as_mut_ptr(),
-                BATCH as libc::c_int,
-                ms,
-            )
-        };
+        let mut n = -1;
+        let mut done = false;
+        if let Some(d) = timeout.filter(|d| !d.is_zero())
+            && self.pwait2.load(Ordering::Relaxed)
+        {
+            let ts = libc::timespec {
+                tv_sec: d.as_secs().min(1 << 31) as libc::time_t,
+                tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+            };
+            // SAFETY: `events` has room for BATCH entries, `ts` is a valid
+            // timespec, no signal mask (null), as epoll_pwait2(2) documents.
+            n = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    self.epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    BATCH as libc::c_int,
+                    &ts as *const libc::timespec,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            } as libc::c_int;
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                self.pwait2.store(false, Ordering::Relaxed);
+            } else {
+                done = true;
+            }
+        }
+        if !done {
+            // SAFETY: `events` has room for BATCH entries.
+            n = unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    BATCH as libc::c_int,
+                    ms,
+                )
+            };
+        }
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {

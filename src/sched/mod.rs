@@ -295,7 +295,8 @@ impl Sched {
         first
     }
 
-    /// Runs `p`'s timers if one is due; returns how many fired.
+    /// Runs `p`'s due timers, if any (for its owner or a thief: the Gs they
+    /// ready go to the caller's P); returns how many fired.
     #[inline]
     fn check_timers(&self, p: &P) -> usize {
         let w = p.timers.when0();
@@ -567,15 +568,15 @@ impl Sched {
             let p = ml.p.expect("find_runnable without a P");
             // 0. Due timers (they may ready Gs into our queue).
             self.check_timers(p);
-            // 1. Fairness: every 61st schedule, the global queue first.
-            if p.schedtick.load(Ordering::Relaxed) % 61 == 0 && !self.global.is_empty() {
-                loop {
-                    match self.global.steal() {
-                        Steal::Success(g) => return Some((g, false)),
-                        Steal::Retry => continue,
-                        Steal::Empty => break,
-                    }
-                }
+            // 1. Fairness: every 61st schedule, the global queue first, a
+            // batch (Go takes one G; with a local queue that keeps being
+            // refilled, e.g. by timers, one G per 61 leaves a long global
+            // queue waiting for hundreds of thousands of schedules).
+            if p.schedtick.load(Ordering::Relaxed) % 61 == 0
+                && !self.global.is_empty()
+                && let Some(g) = self.globrunqget(p)
+            {
+                return Some((g, false));
             }
             // 2. Local.
             if let Some(r) = self.runqget(p) {

@@ -162,9 +162,10 @@ pub(crate) fn run_timers(sched: &Sched, p: &P, now: u64) -> usize {
         }
         fired += n;
         if n < BATCH {
-            return fired;
+            break;
         }
     }
+    fired
 }
 
 fn fire(sched: &Sched, p: &P, e: Entry<Fire>, now: u64) {
