@@ -273,7 +273,10 @@ impl PollFd {
     /// Waits with poll(2), for callers that cannot park on the pollDesc.
     fn thread_wait(&self, mode: Mode) -> io::Result<()> {
         let events = match mode {
+            #[cfg(target_os = "linux")]
             Mode::Read => libc::POLLIN | libc::POLLRDHUP,
+            #[cfg(not(target_os = "linux"))]
+            Mode::Read => libc::POLLIN,
             Mode::Write => libc::POLLOUT,
         };
         loop {

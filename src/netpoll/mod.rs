@@ -1,7 +1,8 @@
 //! The network poller: platform-independent part.
 //!
 //! # The backend contract (Go's netpoll.go, restated)
-//! A backend (`epoll.rs` on Linux; kqueue on macOS/BSD to come) provides a
+//! A backend (`epoll.rs` on Linux; `kqueue.rs` on macOS and FreeBSD, which
+//! cannot be built here and is untested) provides a
 //! [`Poller`] with:
 //! - `Poller::new()`: the poller descriptor, plus a wake-up descriptor
 //!   registered in it, so that [`Poller::wake`] can interrupt a blocked
@@ -42,6 +43,8 @@
 #[cfg(target_os = "linux")]
 mod epoll;
 pub(crate) mod fd;
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+mod kqueue;
 pub(crate) mod pd;
 
 use std::{
@@ -56,11 +59,13 @@ use std::{
 
 #[cfg(target_os = "linux")]
 pub(crate) use self::epoll::Poller;
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+pub(crate) use self::kqueue::Poller;
 use self::pd::{Mode, PollDesc};
 use crate::sched::g::GRef;
 
-#[cfg(not(target_os = "linux"))]
-compile_error!("gort has a network poller only for Linux (epoll) so far");
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+compile_error!("gort has a network poller for Linux (epoll), macOS and FreeBSD (kqueue) only");
 
 /// Descriptors allocated at once by the pollcache.
 const PD_BLOCK: usize = 64;
