@@ -7,7 +7,10 @@
 //! 3. the measured cost of one resume+suspend round trip, beside the cost
 //!    of handing control between two OS threads;
 //! 4. the M:N scheduler: a hundred thousand `go!` coroutines on every core,
-//!    and what a `yield_now` costs.
+//!    and what a `yield_now` costs;
+//! 5. the network poller: Go's echo server (`for { c := l.Accept(); go
+//!    serve(c) }`) and a few hundred client coroutines in the same process,
+//!    talking over loopback TCP for two seconds.
 
 use std::{
     hint::black_box,
@@ -125,8 +128,74 @@ fn main() -> std::io::Result<()> {
         rt.procs()
     );
     println!("{}", rt.schedtrace());
-    println!("(`bash benches/compare.sh yield|spawn` puts the scheduler beside Go, may and tokio)");
+    println!(
+        "(`bash benches/compare.sh yield|spawn` puts the scheduler beside Go, may and tokio)\n"
+    );
+
+    // 5. The network poller: an echo server and its clients, all coroutines.
+    let (clients, secs, reqs) = rt.block_on(echo_demo)?;
+    println!(
+        "echo over loopback TCP: {clients} client coroutines, 64-byte messages, {secs:.1} s: \
+         {reqs} round trips = {:.0} requests/s",
+        reqs as f64 / secs
+    );
+    println!("{}", rt.schedtrace());
+    println!(
+        "(`bash benches/compare.sh echo` drives examples/echo_server beside Go, tokio and may)"
+    );
     Ok(())
+}
+
+/// Starts Go's classic echo server on an ephemeral port and runs client
+/// coroutines against it; returns (clients, seconds, round trips).
+fn echo_demo() -> std::io::Result<(usize, f64, u64)> {
+    use std::io::{Read, Write};
+
+    use gort::net::{TcpListener, TcpStream};
+
+    const CLIENTS: usize = 300;
+    const SECS: f64 = 2.0;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    gort::go!(move || {
+        // for { conn, err := l.Accept(); go serve(conn) }
+        while let Ok((mut conn, _)) = listener.accept() {
+            gort::go!(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let total = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let total = total.clone();
+            gort::go!(move || -> std::io::Result<()> {
+                let mut conn = TcpStream::connect(addr)?;
+                let msg = [i as u8; 64];
+                let mut back = [0u8; 64];
+                let mut n = 0u64;
+                while start.elapsed().as_secs_f64() < SECS {
+                    conn.write_all(&msg)?;
+                    conn.read_exact(&mut back)?;
+                    assert_eq!(back, msg, "the echo came back changed");
+                    n += 1;
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client coroutine")?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((CLIENTS, secs, total.load(Ordering::Relaxed)))
 }
 
 fn median_of(n: usize, f: fn() -> f64) -> f64 {

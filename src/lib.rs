@@ -37,6 +37,7 @@ pub mod time;
 struct ReadmeDoctests;
 
 pub mod coro;
+pub mod net;
 pub mod rt;
 pub mod runtime;
 mod sched;

@@ -35,11 +35,6 @@
 //! elsewhere (a plain thread, another runtime, after its runtime is gone)
 //! is waited for with poll(2) instead (see `fd.rs`).
 
-#![allow(
-    dead_code,
-    reason = "the pollcache and PollFd are used by gort::net, which lands next"
-)]
-
 #[cfg(target_os = "linux")]
 mod epoll;
 pub(crate) mod fd;

@@ -287,9 +287,4 @@ impl PollDesc {
         self.rg.store(PD_NIL, Ordering::SeqCst);
         self.wg.store(PD_NIL, Ordering::SeqCst);
     }
-
-    /// Whether `close` was called.
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::SeqCst)
-    }
 }
