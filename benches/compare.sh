@@ -24,9 +24,11 @@ declare -A METRICS=(
     [yield]="ns per yield, two coroutines on 1 P: gort vs Go (Gosched), may, tokio"
     [spawn]="spawn + finish 1M trivial coroutines on 2 Ps, ns each and peak RSS: gort vs Go, may, tokio"
     [locked]="park/ready round trip with a coroutine wired by lock_os_thread vs unwired (2 Ps)"
+    [timers]="10,000 coroutines sleeping 1 ms 100 times on 2 Ps, wall and CPU ms: gort vs Go, tokio, may"
+    [echo]="TCP echo servers under loadgen, 64-byte messages at 50 and 1000 connections: gort vs Go, tokio, may"
 )
 # The order `all` runs them in.
-ORDER=(switch switch_ir stack yield spawn locked)
+ORDER=(switch switch_ir stack yield spawn locked timers echo)
 
 # A metric runs run_<metric> if defined, else the release binary of its name.
 run_switch_ir() {
@@ -35,11 +37,13 @@ run_switch_ir() {
 
 # The Go peers live in benches/go/ (stdlib only, no module downloads) and are
 # built into target/go/. Sets GO_ARGS to `--go PATH` for the metric's
-# binary; without a Go toolchain, to nothing (the Go lines are skipped),
-# after saying how to install one. A Go build error stops the script.
+# binary and GO_BIN to PATH; without a Go toolchain, both to nothing (the Go
+# lines are skipped), after saying how to install one. A Go build error
+# stops the script.
 go_peer() {
     local prog=$1
     GO_ARGS=()
+    GO_BIN=""
     if ! command -v go >/dev/null 2>&1; then
         echo "compare.sh: no 'go' command: skipping the Go side of '$prog';" \
             "run 'bash benches/install-bench-deps.sh' to install Go (golang-go)" >&2
@@ -53,6 +57,7 @@ go_peer() {
     )
     echo "# Go side: $(go version)" >&2
     GO_ARGS=(--go "$root/target/go/$prog")
+    GO_BIN="$root/target/go/$prog"
 }
 
 run_yield() {
@@ -63,6 +68,344 @@ run_yield() {
 run_spawn() {
     go_peer spawn
     "$root/target/release/spawn" "${GO_ARGS[@]}"
+}
+
+# --- Metrics that compare.sh alternates itself (timers, echo): each sample
+# is one child process (a program printing `key=value` fields, or a server
+# driven by loadgen), the sides alternate within every round, and the
+# medians are compared here, in the format of the Rust binaries' lines.
+
+# Scratch files, and the servers still running: removed and killed on any
+# exit (an error, ^C, a kill), so that no server is ever left behind.
+scratch=""
+live_pids=()
+cleanup() {
+    local pid
+    for pid in "${live_pids[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    live_pids=()
+    if [[ -n $scratch ]]; then rm -rf "$scratch"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+use_scratch() {
+    [[ -n $scratch ]] || scratch=$(mktemp -d "${TMPDIR:-/tmp}/gort-compare.XXXXXX")
+}
+
+die() {
+    echo "compare.sh: $*" >&2
+    exit 1
+}
+
+# Samples and failures, by "<metric key>/<side>": SAMPLES holds the values
+# (space-separated), FAILED the token of a side that failed
+# (`failed(<token>)` in the compare line).
+declare -A SAMPLES=() FAILED=()
+record() { SAMPLES[$1/$2]+="${SAMPLES[$1/$2]:+ }$3"; }
+failed() { [[ -n ${FAILED[$1/$2]:-} ]]; }
+
+# stats X...: "median min max count" of the numbers (the median of an even
+# count is the mean of the middle two, as in lib.rs).
+stats() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.2f %.2f %.2f %d\n", m, v[1], v[NR], NR }'
+}
+
+# figure KEY SIDE: the side's median, or failed(<token>).
+figure() {
+    if failed "$1" "$2"; then
+        echo "failed(${FAILED[$1/$2]})"
+    elif [[ -z ${SAMPLES[$1/$2]:-} ]]; then
+        echo "failed(no-result)"
+    else
+        # shellcheck disable=SC2086 # the samples are space-separated numbers
+        stats ${SAMPLES[$1/$2]} | cut -d' ' -f1
+    fi
+}
+
+# report KEY BASE PEER...: the spread of every side on stderr, then one
+# `compare KEY BASE=<median> PEER=<median> ratio=<BASE/PEER>` line per peer
+# on stdout (ratio=na if either side failed).
+report() {
+    local key=$1 base=$2 side a b r m lo hi n
+    shift 2
+    for side in "$base" "$@"; do
+        if failed "$key" "$side" || [[ -z ${SAMPLES[$key/$side]:-} ]]; then
+            echo "# $key $side: $(figure "$key" "$side")" >&2
+        else
+            # shellcheck disable=SC2086
+            read -r m lo hi n < <(stats ${SAMPLES[$key/$side]})
+            echo "# $key $side: $m (min $lo, max $hi, $n samples)" >&2
+        fi
+    done
+    a=$(figure "$key" "$base")
+    for side; do
+        b=$(figure "$key" "$side")
+        r=na
+        if [[ $a != failed* && $b != failed* ]]; then
+            r=$(awk -v x="$a" -v y="$b" 'BEGIN { if (y == 0) print "na"; else printf "%.3f", x / y }')
+        fi
+        echo "compare $key $base=$a $side=$b ratio=$r"
+    done
+}
+
+# run_child LIMIT CMD...: runs CMD (stdin closed, killed after LIMIT
+# seconds) and puts its stdout in CHILD_OUT. If it fails, sets CHILD_FAIL
+# to `timeout`, `exit=<code>` or `signal=<name>` (plus `,ENOMEM` if its
+# stderr says it ran out of memory), prints its stderr's last lines on
+# stderr and returns 1.
+run_child() {
+    local limit=$1 rc=0
+    shift
+    use_scratch
+    CHILD_OUT=$(timeout --foreground -k 5 "$limit" "$@" </dev/null 2>"$scratch/child.err") || rc=$?
+    CHILD_FAIL=""
+    ((rc != 0)) || return 0
+    if ((rc == 124)); then
+        CHILD_FAIL=timeout
+    elif ((rc > 128 && rc < 160)); then
+        CHILD_FAIL="signal=SIG$(kill -l $((rc - 128)))"
+    else
+        CHILD_FAIL="exit=$rc"
+    fi
+    if grep -q -e 'Cannot allocate memory' -e 'memory allocation of' "$scratch/child.err"; then
+        CHILD_FAIL+=",ENOMEM"
+    fi
+    echo "compare.sh: '$*' failed ($CHILD_FAIL); stderr: $(tail -n 6 "$scratch/child.err" | paste -sd'|')" >&2
+    return 1
+}
+
+# field KEY TEXT: the value of the last `KEY=<value>` field in TEXT.
+field() {
+    local kv v=""
+    for kv in $2; do
+        [[ $kv != "$1="* ]] || v=${kv#*=}
+    done
+    [[ -n $v ]] && echo "$v"
+}
+
+# timers: every side is one program (a Rust binary of gort-compare, the Go
+# program benches/go/timers) that prints `wall_ms=<x> cpu_ms=<y>`.
+timers_child() {
+    local limit=120
+    case $1 in
+    gort) run_child $limit "$root/target/release/timers_gort" ;;
+    go) run_child $limit env GOMAXPROCS=2 "$GO_BIN" ;;
+    tokio_ct) run_child $limit "$root/target/release/timers_tokio" current_thread ;;
+    tokio_mt) run_child $limit "$root/target/release/timers_tokio" multi_thread ;;
+    may) run_child $limit "$root/target/release/timers_may" ;;
+    esac
+}
+
+run_timers() {
+    local rounds=${TIMERS_ROUNDS:-5} round side line wall cpu
+    [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "TIMERS_ROUNDS must be a positive number, not '$rounds'"
+    go_peer timers
+    local sides=(gort ${GO_BIN:+go} tokio_ct tokio_mt may)
+    for ((round = 1; round <= rounds; round++)); do
+        line="timers round $round/$rounds:"
+        for side in "${sides[@]}"; do
+            failed timers_wall_ms "$side" && continue
+            if timers_child "$side" &&
+                wall=$(field wall_ms "$CHILD_OUT") && cpu=$(field cpu_ms "$CHILD_OUT"); then
+                record timers_wall_ms "$side" "$wall"
+                record timers_cpu_ms "$side" "$cpu"
+                line+=" $side=${wall}/${cpu}ms"
+            else
+                [[ -n $CHILD_FAIL ]] || CHILD_FAIL=no-result
+                FAILED[timers_wall_ms/$side]=$CHILD_FAIL
+                FAILED[timers_cpu_ms/$side]=$CHILD_FAIL
+                line+=" $side=failed($CHILD_FAIL)"
+            fi
+        done
+        echo "$line  (wall/cpu)" >&2
+    done
+    report timers_wall_ms "${sides[@]}"
+    report timers_cpu_ms "${sides[@]}"
+}
+
+# echo: every sample is a fresh server on its own free port, driven by
+# ../shared/tools/loadgen for ECHO_SECS seconds, then killed.
+
+# port_in_use PORT: whether any TCP socket (v4 or v6) uses PORT.
+port_in_use() {
+    local hex
+    printf -v hex '%04X' "$1"
+    grep -q ":$hex " /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# free_port: a TCP port nothing uses, below the ephemeral range (32768 and
+# up here), so that the load generator's own client ports never take it.
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        port_in_use "$p" || { echo "$p"; return 0; }
+    done
+    die "no free TCP port found in 20000-31999"
+}
+
+# start_server SIDE PORT: starts SIDE's echo server on 127.0.0.1:PORT in
+# the background (SERVER_PID; its output in $scratch/server.log) and waits
+# until it accepts a connection (up to 10 s). Returns 1 if it exits or
+# never accepts.
+start_server() {
+    local side=$1 port=$2 addr="127.0.0.1:$2" i
+    local cmd
+    case $side in
+    gort) cmd=(env GORT_PROCS=2 "$root/target/release/examples/echo_server" "$addr") ;;
+    go) cmd=(env GOMAXPROCS=2 "$GO_BIN" "$addr") ;;
+    tokio) cmd=("$root/target/release/echo_tokio" "$addr") ;;
+    may) cmd=("$root/target/release/echo_may" "$addr") ;;
+    esac
+    use_scratch
+    "${cmd[@]}" </dev/null >"$scratch/server.log" 2>&1 &
+    SERVER_PID=$!
+    live_pids+=("$SERVER_PID")
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            # Make sure it is our server that answered, not a squatter.
+            sleep 0.1
+            kill -0 "$SERVER_PID" 2>/dev/null && return 0
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# stop_server PID: SIGTERM, then SIGKILL after 2 s; reaps it. Prints
+# nothing; returns 0.
+stop_server() {
+    local pid=$1 i p kept=()
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 40; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${live_pids[@]}"; do
+        [[ $p == "$pid" ]] || kept+=("$p")
+    done
+    live_pids=("${kept[@]}")
+}
+
+# echo_sample SIDE CONNS: one loadgen run against a fresh server; records
+# rps and p99 under echo_rps_c<CONNS> / echo_p99_c<CONNS>, or marks the
+# side failed there (server did not start or died, loadgen failed or
+# counted errors). Appends a word to ROUND_LINE.
+echo_sample() {
+    local side=$1 conns=$2 port tries ok=0 rps p99 errors why=""
+    local kr=echo_rps_c$conns kp=echo_p99_c$conns
+    for ((tries = 0; tries < 3; tries++)); do
+        port=$(free_port)
+        if start_server "$side" "$port"; then
+            ok=1
+            break
+        fi
+        stop_server "$SERVER_PID"
+        echo "compare.sh: the $side echo server did not start on port $port; its output: $(tail -n 6 "$scratch/server.log" | paste -sd'|')" >&2
+    done
+    if ((ok == 0)); then
+        why=server-start
+    else
+        if ! run_child $((ECHO_SECS_ + 60)) "$ECHO_LOADGEN" --addr "127.0.0.1:$port" \
+            --conns "$conns" --size 64 --secs "$ECHO_SECS_" --threads 1; then
+            why="loadgen-$CHILD_FAIL"
+        elif ! rps=$(field reqs_per_s "$CHILD_OUT") || ! p99=$(field p99_us "$CHILD_OUT") ||
+            ! errors=$(field errors "$CHILD_OUT"); then
+            why=no-result
+            echo "compare.sh: loadgen printed no result against $side: $CHILD_OUT" >&2
+        elif [[ $errors != 0 ]]; then
+            why="errors=$errors"
+            echo "compare.sh: loadgen counted $errors errors against the $side server at $conns connections: $CHILD_OUT" >&2
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            why=server-died
+            echo "compare.sh: the $side echo server died during the run; its output: $(tail -n 6 "$scratch/server.log" | paste -sd'|')" >&2
+        fi
+    fi
+    stop_server "$SERVER_PID"
+    if [[ -n $why ]]; then
+        FAILED[$kr/$side]=$why
+        FAILED[$kp/$side]=$why
+        ROUND_LINE+=" $side=failed($why)"
+    else
+        record "$kr" "$side" "$rps"
+        record "$kp" "$side" "$p99"
+        ROUND_LINE+=" $side=${rps}rps/${p99}us"
+    fi
+}
+
+run_echo() {
+    local rounds=${ECHO_ROUNDS:-3} conns_list round conns side max=0 soft hard
+    ECHO_SECS_=${ECHO_SECS:-10}
+    read -r -a conns_list <<<"${ECHO_CONNS:-50 1000}"
+    [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ECHO_ROUNDS must be a positive number, not '$rounds'"
+    [[ $ECHO_SECS_ =~ ^[1-9][0-9]*$ && $ECHO_SECS_ -le 59 ]] ||
+        die "ECHO_SECS must be a number of seconds from 1 to 59, not '$ECHO_SECS_'"
+    for conns in "${conns_list[@]}"; do
+        [[ $conns =~ ^[1-9][0-9]*$ ]] || die "ECHO_CONNS must be positive numbers, not '$conns'"
+        ((conns <= max)) || max=$conns
+    done
+    command -v timeout >/dev/null || die "'timeout' (coreutils) is needed"
+
+    # The neutral load generator, built every time like everything else.
+    local lg_dir=${LOADGEN_DIR:-$root/../shared/tools/loadgen}
+    [[ -f $lg_dir/Cargo.toml ]] ||
+        die "no load generator at $lg_dir (expected ../shared/tools/loadgen next to the repository; set LOADGEN_DIR)"
+    cargo build --release -q --manifest-path "$lg_dir/Cargo.toml" ||
+        die "cannot build the load generator in $lg_dir"
+    ECHO_LOADGEN="$lg_dir/target/release/loadgen"
+    [[ -x $ECHO_LOADGEN ]] || die "no load generator binary at $ECHO_LOADGEN"
+
+    # gort's server is the example examples/echo_server.
+    local sides=(gort)
+    if ! cargo build --release -q --example echo_server; then
+        echo "compare.sh: cannot build gort's examples/echo_server: the gort side fails" >&2
+        for conns in "${conns_list[@]}"; do
+            FAILED[echo_rps_c$conns/gort]=build
+            FAILED[echo_p99_c$conns/gort]=build
+        done
+    fi
+    go_peer echo
+    [[ -z $GO_BIN ]] || sides+=(go)
+    sides+=(tokio may)
+
+    # Each connection is a descriptor in the server and one in loadgen.
+    soft=$(ulimit -Sn)
+    hard=$(ulimit -Hn)
+    local need=$((max + 256))
+    if [[ $soft != unlimited ]] && ((soft < need)); then
+        if [[ $hard == unlimited ]] || ((hard >= need)); then
+            ulimit -Sn "$need"
+            echo "# raised the open-file limit from $soft to $need" >&2
+        else
+            die "$max connections need an open-file limit of at least $need; the hard limit is $hard (raise it, or set ECHO_CONNS)"
+        fi
+    fi
+
+    echo "# loadgen: 1 thread, 64-byte messages, ${ECHO_SECS_} s (+1 s warm-up) per sample; $rounds rounds of: ${sides[*]}" >&2
+    for ((round = 1; round <= rounds; round++)); do
+        for conns in "${conns_list[@]}"; do
+            ROUND_LINE="echo round $round/$rounds c$conns:"
+            for side in "${sides[@]}"; do
+                failed "echo_rps_c$conns" "$side" && continue
+                echo_sample "$side" "$conns"
+            done
+            echo "$ROUND_LINE" >&2
+        done
+    done
+    for conns in "${conns_list[@]}"; do
+        report "echo_rps_c$conns" "${sides[@]}"
+        report "echo_p99_c$conns" "${sides[@]}"
+    done
 }
 
 usage() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages benches/ needs beyond Rust: valgrind
 # (callgrind, for `compare.sh switch_ir` and profiling) and Go (golang-go,
-# Go 1.19 on Debian 12, the Go side of `compare.sh yield` and `spawn`).
+# Go 1.19 on Debian 12, the Go side of `compare.sh yield`, `spawn`, `timers`
+# and `echo`).
 # Idempotent: installs only what is missing. Needs root (or sudo) and
 # apt-get.
 #

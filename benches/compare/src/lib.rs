@@ -288,3 +288,79 @@ pub fn compare_line(metric: &str, a: (&str, Figure<'_>), b: (&str, Figure<'_>)) 
         show(&b.1)
     )
 }
+
+/// CPU time of the whole process so far (user + system, all threads),
+/// from `getrusage(RUSAGE_SELF)`.
+pub fn cpu_time() -> Duration {
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable `rusage`; RUSAGE_SELF needs nothing else.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The shape of the `timers` metric, shared by its Rust sides
+/// (`timers_gort`, `timers_tokio`, `timers_may`; the Go side,
+/// `benches/go/timers`, does the same): `coroutines` coroutines that each
+/// sleep `TICK` `sleeps` times in a row, started together and waited for
+/// together.
+pub mod timers {
+    use std::time::{Duration, Instant};
+
+    /// Coroutines per run.
+    pub const COROUTINES: usize = 10_000;
+    /// Sleeps per coroutine.
+    pub const SLEEPS: usize = 100;
+    /// One sleep.
+    pub const TICK: Duration = Duration::from_millis(1);
+
+    /// `[COROUTINES [SLEEPS]]` from `args` (the command line after any
+    /// side-specific argument), defaulting to the constants above; exits 2
+    /// on anything else.
+    pub fn shape(args: &[String]) -> (usize, usize) {
+        let num = |i: usize, default: usize| match args.get(i) {
+            None => default,
+            Some(s) => s.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| {
+                eprintln!("timers: '{s}' is not a positive number");
+                std::process::exit(2)
+            }),
+        };
+        if args.len() > 2 {
+            eprintln!("timers: usage: ... [COROUTINES [SLEEPS]]");
+            std::process::exit(2);
+        }
+        (num(0, COROUTINES), num(1, SLEEPS))
+    }
+
+    /// Wall-clock and CPU time from a starting point.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Clock {
+        wall: Instant,
+        cpu: Duration,
+    }
+
+    impl Clock {
+        /// Starts measuring (wall and process CPU time).
+        pub fn start() -> Clock {
+            Clock {
+                cpu: super::cpu_time(),
+                wall: Instant::now(),
+            }
+        }
+
+        /// Prints this process's result line, `wall_ms=<x> cpu_ms=<y>`:
+        /// the wall-clock time since `start` and the CPU time (user + sys,
+        /// all threads) spent since then.
+        pub fn report(self) {
+            let wall = self.wall.elapsed();
+            let cpu = super::cpu_time().saturating_sub(self.cpu);
+            println!(
+                "wall_ms={:.2} cpu_ms={:.2}",
+                wall.as_secs_f64() * 1e3,
+                cpu.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
