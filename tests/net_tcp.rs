@@ -417,8 +417,8 @@ fn plain_thread_use_without_a_runtime() {
         });
         let mut c = TcpStream::connect(addr).unwrap();
         let d = Duration::from_millis(60);
-        c.set_read_deadline(Some(Instant::now() + d));
         let t = Instant::now();
+        c.set_read_deadline(Some(t + d));
         let e = c.read(&mut [0u8; 4]).unwrap_err();
         let el = t.elapsed();
         assert_eq!(e.kind(), ErrorKind::TimedOut);
@@ -627,8 +627,8 @@ fn listener_close_and_deadline_stop_accept() {
         let d = Duration::from_millis(40);
         let e = rt.block_on(move || {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.set_deadline(Some(Instant::now() + d));
             let t = Instant::now();
+            l.set_deadline(Some(t + d));
             let e = l.accept().unwrap_err();
             let el = t.elapsed();
             // Fired, and not early; how close to on time is net_deadline's

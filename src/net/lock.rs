@@ -10,9 +10,8 @@
 //! Uncontended, `lock` and `unlock` are one compare-and-swap each. A
 //! contended lock queues its waiters in FIFO order and hands the lock
 //! directly to the first one on unlock; a waiter parks its coroutine
-//! (`gopark`), or its thread when it is not a coroutine (a plain thread,
-//! or a coroutine of a runtime that is shutting down), so plain threads and
-//! coroutines of any runtime can share a socket.
+//! (`gopark`), or its thread when it is not a coroutine, so plain threads
+//! and coroutines of any runtime can share a socket.
 //!
 //! ```text
 //!  UNLOCKED ──lock (CAS)──▶ LOCKED ──lock finds it held (CAS, under the
@@ -32,7 +31,10 @@ use std::{
     thread::Thread,
 };
 
-use crate::rt::{self, Gp, WaitReason};
+use crate::{
+    rt::{self, Gp, WaitReason},
+    sched::Sched,
+};
 
 const UNLOCKED: u8 = 0;
 const LOCKED: u8 = 1;
@@ -46,10 +48,21 @@ pub(crate) struct IoLock {
 }
 
 /// A queued waiter.
-#[derive(Debug)]
 enum Waiter {
-    G(Gp),
+    /// A parked coroutine and its runtime, which outlives the entry: a
+    /// runtime's teardown unwinds its parked coroutines, and an unwound
+    /// waiter takes itself out of the queue.
+    G(Gp, &'static Sched),
     Thread(Arc<ThreadWaiter>),
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiter::G(gp, _) => f.debug_tuple("G").field(gp).finish(),
+            Waiter::Thread(t) => f.debug_tuple("Thread").field(&t.thread.id()).finish(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -113,14 +126,18 @@ impl IoLock {
             }
         }
         // Queued from here: an unlock hands the lock to us under `queue`.
+        // A coroutine parks even while its runtime shuts down: parked, it
+        // lets its M stop, and the teardown unwinds it (see `park_g`); a
+        // thread park there would block the M, and the runtime's drop
+        // that joins it, forever.
         match crate::sched::current() {
-            Some((g, sched)) if !sched.is_shutting_down() => self.park_g(q, g.id()),
-            _ => self.park_thread(q),
+            Some((g, sched)) => self.park_g(q, g.id(), sched),
+            None => self.park_thread(q),
         }
     }
 
     /// Parks the calling coroutine until the lock is handed to it.
-    fn park_g(&self, q: MutexGuard<'_, VecDeque<Waiter>>, id: u64) {
+    fn park_g(&self, q: MutexGuard<'_, VecDeque<Waiter>>, id: u64, sched: &'static Sched) {
         /// Leaves the queue (or passes the lock on) if the coroutine is
         /// unwound while parked (runtime teardown).
         struct Unwound<'a> {
@@ -132,7 +149,7 @@ impl IoLock {
                 let mut q = self.lock.queue();
                 match q
                     .iter()
-                    .position(|w| matches!(w, Waiter::G(g) if g.id() == self.id))
+                    .position(|w| matches!(w, Waiter::G(g, _) if g.id() == self.id))
                 {
                     Some(i) => {
                         q.remove(i);
@@ -157,7 +174,7 @@ impl IoLock {
             rt::gopark(
                 move |gp| {
                     let mut q = q;
-                    q.push_back(Waiter::G(gp));
+                    q.push_back(Waiter::G(gp, sched));
                     drop(q);
                     true
                 },
@@ -206,9 +223,15 @@ impl IoLock {
         }
         drop(q);
         match w {
+            // The lock is now the coroutine's, but its runtime is being
+            // dropped: it will be unwound where it parked, not resumed, and
+            // its `Unwound` guard, finding itself out of the queue, passes
+            // the lock on. Readying it now could start a new M in the
+            // middle of the teardown.
+            Waiter::G(_, sched) if sched.is_shutting_down() => {}
             // SAFETY: `gp` was published by its gopark callback in
             // `park_g` and is popped (so readied) exactly once.
-            Waiter::G(gp) => unsafe { rt::goready(gp) },
+            Waiter::G(gp, _) => unsafe { rt::goready(gp) },
             Waiter::Thread(t) => {
                 t.handed.store(true, Ordering::Release);
                 t.thread.unpark();
