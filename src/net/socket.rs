@@ -42,22 +42,18 @@ impl Socket {
     /// [`PollFd::io`]).
     pub(crate) fn read_io<R>(&self, f: impl FnMut(RawFd) -> io::Result<R>) -> io::Result<R> {
         let _g = self.rlock.lock();
-        self.closed_err(self.pfd.io(Mode::Read, f))
+        self.pfd.io(Mode::Read, f)
     }
 
     /// As [`Socket::read_io`], for writing.
     pub(crate) fn write_io<R>(&self, f: impl FnMut(RawFd) -> io::Result<R>) -> io::Result<R> {
         let _g = self.wlock.lock();
-        self.closed_err(self.pfd.io(Mode::Write, f))
+        self.pfd.io(Mode::Write, f)
     }
 
     /// Reports any failure of a call that raced with [`Socket::close`] as
-    /// the closed error (Go's ErrNetClosing).
-    ///
-    /// `PollFd::close` shuts the socket down, and the poller may report
-    /// that as readiness to a waiter that `close` already woke, which then
-    /// retries its system call on the shut-down socket and gets `EINVAL`
-    /// (accept), `EPIPE` (send) or EOF instead of the closed error.
+    /// the closed error (Go's ErrNetClosing), for `connect`, which waits
+    /// outside [`PollFd::io`] (which does the same itself).
     fn closed_err<R>(&self, r: io::Result<R>) -> io::Result<R> {
         match r {
             Err(_) if self.pfd.is_closed() => Err(closed_error()),
@@ -65,7 +61,7 @@ impl Socket {
         }
     }
 
-    /// As [`Socket::closed_err`], for reads: a read of 0 bytes into a
+    /// For reads: a read of 0 bytes into a
     /// non-empty buffer of a closed socket is the closed error, not EOF.
     fn closed_eof(&self, n: usize, len: usize) -> io::Result<usize> {
         if n == 0 && len > 0 && self.pfd.is_closed() {

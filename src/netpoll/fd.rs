@@ -244,6 +244,12 @@ impl PollFd {
             match f(self.fd.as_raw_fd()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(mode)?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // `close` shuts the socket down, which the poller reports as
+                // readiness: a waiter it woke retries on a dead socket and
+                // gets EINVAL (accept), EPIPE (send) and the like. Any
+                // failure once closed is the closed error (Go's
+                // ErrNetClosing).
+                Err(_) if self.is_closed() => return Err(closed_error()),
                 r => return r,
             }
         }
