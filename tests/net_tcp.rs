@@ -88,6 +88,29 @@ fn wait_parked(rt: &gort::Runtime, n: usize) {
 }
 
 #[test]
+fn dropping_a_runtime_while_a_reader_times_out_in_a_loop_does_not_hang() {
+    // A reader looping on short deadlines keeps waiting while the runtime
+    // shuts down; it must park (and be unwound), not block its M in poll(2).
+    support::with_timeout(60, || {
+        for i in 0..200u64 {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (_s, _) = l.accept().unwrap();
+            let rt = gort::Runtime::builder().procs(1).build().unwrap();
+            rt.spawn(move || {
+                let mut c = TcpStream::from(c);
+                loop {
+                    c.set_read_deadline(Some(Instant::now() + Duration::from_micros(200)));
+                    let _ = c.read(&mut [0u8; 1]);
+                }
+            });
+            std::thread::sleep(Duration::from_micros(500 + (i % 7) * 100));
+            drop(rt);
+        }
+    });
+}
+
+#[test]
 fn echo_round_trip_of_many_sizes() {
     run(|| {
         let (l, addr) = listen();

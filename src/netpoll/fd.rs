@@ -257,8 +257,13 @@ impl PollFd {
 
     /// Waits until `mode` may be ready (Go's pollDesc.wait).
     pub(crate) fn wait(&self, mode: Mode) -> io::Result<()> {
-        if let Some((_, sched)) = sched::current()
-            && !sched.is_shutting_down()
+        // A G being unwound by teardown cannot park; every other G of a
+        // runtime parks, even while it shuts down (its M then stops, and
+        // teardown unwinds it): blocking its thread in poll(2) instead would
+        // leave `stop_all_ms` joining that thread forever.
+        if let Some((g, sched)) = sched::current()
+            // SAFETY: the running G owns its own fields.
+            && !unsafe { g.own() }.unwinding
         {
             if self.reg.get().is_none() {
                 self.register(sched)?;
