@@ -36,6 +36,7 @@ pub mod time;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod chan;
 pub mod coro;
 pub mod net;
 pub mod rt;
@@ -43,6 +44,7 @@ pub mod runtime;
 mod sched;
 pub mod stack;
 mod util;
+mod waiter;
 
 pub use crate::{
     runtime::{Runtime, run},

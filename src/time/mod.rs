@@ -61,6 +61,9 @@ pub(crate) enum Fire {
     User(Arc<TimerCore>),
     /// A socket deadline (live while the pollDesc's sequence matches).
     Deadline(*const PollDesc, Mode),
+    /// The timeout of a channel, select or sync wait (live while the
+    /// waiter is unclaimed).
+    Waiter(Arc<crate::waiter::Waiter>),
 }
 
 // SAFETY: the pollDesc pointer points into a pollcache that lives as long
@@ -74,6 +77,7 @@ impl Fire {
             Fire::User(t) => t.seq.load(Ordering::Acquire) == e.seq,
             // SAFETY: see the Send impl.
             Fire::Deadline(pd, mode) => unsafe { &**pd }.deadline_seq(*mode) == e.seq,
+            Fire::Waiter(w) => crate::waiter::timeout_is_live(w),
         }
     }
 }
@@ -178,7 +182,21 @@ fn fire(sched: &Sched, p: &P, e: Entry<Fire>, now: u64) {
             }
         }
         Fire::User(t) => t.fire(sched, p, e.seq, now),
+        Fire::Waiter(w) => crate::waiter::fire_timeout(&w),
     }
+}
+
+/// Arms the timeout of a waiter (for [`crate::waiter`]).
+pub(crate) fn add_waiter_timer(sched: &Sched, w: Arc<crate::waiter::Waiter>, when: u64) {
+    add(
+        sched,
+        home_p(sched),
+        Entry {
+            when,
+            seq: 0,
+            item: Fire::Waiter(w),
+        },
+    );
 }
 
 /// Arms a socket deadline timer (for `netpoll::fd`).

@@ -1,0 +1,223 @@
+//! The park/wake handshake shared by every blocking primitive built on
+//! `gopark`/`goready` (channels, `select!`, `sync`): the part of Go's sudog
+//! that says *who* waits and *which* of its cases won (`selectDone`), for a
+//! coroutine or a plain thread alike.
+//!
+//! # States
+//! ```text
+//! claim:  OPEN ──try_claim(case) by a waker, or TIMEOUT by the timer──▶ CLAIMED(case)
+//!         (exactly one claim succeeds; the waiter itself claims TIMEOUT or,
+//!          in select, the case it completes on its own)
+//!
+//! park:   EMPTY ──gopark callback (G) / first park (thread)──▶ PARKED
+//!           │                                                   │ wake
+//!           └──────────── wake before the park ──────────────▶ WOKEN
+//! ```
+//! A waker first wins `claim` (while holding the lock of the queue it found
+//! the waiter in), moves its value through the waiter's slot, then calls
+//! [`Waiter::wake`] once. `wait` returns only once `park` is WOKEN, so the
+//! slot is never read before the waker has written it. A G parks through
+//! `gopark` whose callback CASes EMPTY → PARKED: if the wake came first the
+//! CAS fails and the G does not park at all.
+//!
+//! After `wake` the waker must not touch the waiter again: the waiting G or
+//! thread may already have returned and freed it. For threads the waker
+//! therefore clones the `Thread` handle before publishing WOKEN.
+
+use std::{
+    cell::UnsafeCell,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, AtomicUsize, Ordering},
+    },
+    thread::Thread,
+    time::Instant,
+};
+
+use crate::sched::{self, Sched, g::GRef, g::WaitReason, park::gopark};
+
+const OPEN: usize = 0;
+/// The claim a timeout makes.
+pub(crate) const TIMEOUT: usize = usize::MAX - 1;
+
+const EMPTY: u8 = 0;
+const PARKED: u8 = 1;
+const WOKEN: u8 = 2;
+
+/// One blocked coroutine or thread; see the module comment.
+pub(crate) struct Waiter {
+    /// OPEN, or the winning case + 1.
+    claim: AtomicUsize,
+    park: AtomicU8,
+    /// The parked G, written by the gopark callback before PARKED.
+    g: UnsafeCell<Option<GRef>>,
+    /// Set at creation when the waiter is a plain thread.
+    thread: Option<Thread>,
+    /// The runtime, for a coroutine (to arm timeouts).
+    sched: Option<&'static Sched>,
+}
+
+// SAFETY: `g` is written once by the parking G before PARKED (Release) and
+// read by the one waker that swapped PARKED → WOKEN (Acquire); the other
+// fields are atomics or immutable after creation.
+unsafe impl Sync for Waiter {}
+// SAFETY: as above; a GRef is a handle meant to cross threads.
+unsafe impl Send for Waiter {}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("claim", &self.claimed())
+            .field("thread", &self.thread.is_some())
+            .finish()
+    }
+}
+
+impl Waiter {
+    /// A waiter for the calling coroutine, or the calling thread.
+    pub(crate) fn new() -> Waiter {
+        let (thread, sched) = match sched::current() {
+            Some((_, s)) => (None, Some(s)),
+            None => (Some(std::thread::current()), None),
+        };
+        Waiter {
+            claim: AtomicUsize::new(OPEN),
+            park: AtomicU8::new(EMPTY),
+            g: UnsafeCell::new(None),
+            thread,
+            sched,
+        }
+    }
+
+    /// Claims the waiter for `case`; false if it was claimed already.
+    #[inline]
+    pub(crate) fn try_claim(&self, case: usize) -> bool {
+        self.claim
+            .compare_exchange(OPEN, case + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The winning case, `TIMEOUT`, or None while open.
+    #[inline]
+    pub(crate) fn claimed(&self) -> Option<usize> {
+        match self.claim.load(Ordering::Acquire) {
+            OPEN => None,
+            c => Some(c - 1),
+        }
+    }
+
+    /// Wakes the waiter. `next`: run the woken G next on this P (a direct
+    /// hand-off, Go's goready); false from timers.
+    ///
+    /// # Safety
+    /// The caller won `try_claim` on this waiter and calls this once; it
+    /// must not touch the waiter afterwards.
+    pub(crate) unsafe fn wake(&self, next: bool) {
+        if let Some(t) = &self.thread {
+            let t = t.clone();
+            self.park.store(WOKEN, Ordering::Release);
+            t.unpark();
+            return;
+        }
+        if self.park.swap(WOKEN, Ordering::AcqRel) == PARKED {
+            // SAFETY: PARKED was published after `g` was written, and only
+            // we saw PARKED: the G stays parked until we ready it.
+            let g = unsafe { *self.g.get() }.expect("a parked waiter has its G");
+            // SAFETY: a G's runtime outlives it.
+            let sched = unsafe { &*g.g().sched };
+            sched.ready(g, next);
+        }
+        // EMPTY: the G has not parked yet; its gopark callback sees WOKEN
+        // and it does not park.
+    }
+
+    /// Blocks until woken (the caller has made the waiter findable).
+    pub(crate) fn wait(&self, reason: WaitReason) {
+        if self.thread.is_some() {
+            while self.park.load(Ordering::Acquire) != WOKEN {
+                std::thread::park();
+            }
+            return;
+        }
+        if self.park.load(Ordering::Acquire) == WOKEN {
+            return;
+        }
+        let park = &self.park;
+        let slot = self.g.get() as usize;
+        // SAFETY: the callback touches the waiter (which outlives the park:
+        // it is freed only after `wait` returns) and nothing else of this
+        // stack; it neither parks nor panics.
+        unsafe {
+            gopark(
+                move |g| {
+                    // SAFETY: only this G writes `g`, before PARKED.
+                    *(slot as *mut Option<GRef>) = Some(g);
+                    park.compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                },
+                reason,
+            );
+        }
+    }
+
+    /// Blocks until woken or until `deadline`, whichever claims the waiter
+    /// first; returns the claim (a case, or `TIMEOUT`). `this` must be the
+    /// only handle the caller holds besides the queues it registered in.
+    pub(crate) fn wait_deadline(
+        this: &Arc<Waiter>,
+        deadline: Instant,
+        reason: WaitReason,
+    ) -> usize {
+        if this.thread.is_some() {
+            loop {
+                if this.park.load(Ordering::Acquire) == WOKEN {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    if this.try_claim(TIMEOUT) {
+                        return TIMEOUT;
+                    }
+                    // A waker claimed us first: its wake is on its way.
+                    this.wait(reason);
+                    break;
+                }
+                std::thread::park_timeout(deadline - now);
+            }
+        } else {
+            let sched = this.sched.expect("a coroutine waiter knows its runtime");
+            let when = sched.instant_nanos(deadline);
+            if when <= sched.nanotime() {
+                if this.try_claim(TIMEOUT) {
+                    return TIMEOUT;
+                }
+            } else {
+                crate::time::add_waiter_timer(sched, this.clone(), when);
+            }
+            this.wait(reason);
+        }
+        this.claimed().expect("a woken waiter was claimed")
+    }
+}
+
+impl Waiter {
+    /// Called by a waiting G that is being unwound (runtime teardown)
+    /// before it unlinks itself: a waker that claimed it meanwhile then
+    /// finds it WOKEN and does not ready a G that is no longer parked.
+    pub(crate) fn abandon(&self) {
+        self.park.store(WOKEN, Ordering::Release);
+    }
+}
+
+/// The timer side of [`Waiter::wait_deadline`]: claims and wakes.
+pub(crate) fn fire_timeout(w: &Waiter) {
+    if w.try_claim(TIMEOUT) {
+        // SAFETY: we won the claim; the Arc the timer holds keeps `w` alive.
+        unsafe { w.wake(false) };
+    }
+}
+
+/// Whether a timeout entry still matters (lazy deletion in the heap).
+pub(crate) fn timeout_is_live(w: &Waiter) -> bool {
+    w.claimed().is_none()
+}
