@@ -512,7 +512,11 @@ macro_rules! select {
 macro_rules! __select_munch {
     // recv(rx) -> v => body
     (@cases [$($c:tt)*] @default $d:tt @after $a:tt
-     @rest recv($rx:expr) -> $v:pat => $body:block $(,)? $($rest:tt)*) => {
+     @rest recv($rx:expr) -> $v:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases [$($c)* (recv ($rx) ($v) ($body))] @default $d @after $a @rest $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt @after $a:tt
+     @rest recv($rx:expr) -> $v:pat => $body:block $($rest:tt)*) => {
         $crate::__select_munch!(@cases [$($c)* (recv ($rx) ($v) ($body))] @default $d @after $a @rest $($rest)*)
     };
     (@cases [$($c:tt)*] @default $d:tt @after $a:tt
@@ -525,7 +529,11 @@ macro_rules! __select_munch {
     };
     // send(tx, value) -> r => body
     (@cases [$($c:tt)*] @default $d:tt @after $a:tt
-     @rest send($tx:expr, $val:expr) -> $r:pat => $body:block $(,)? $($rest:tt)*) => {
+     @rest send($tx:expr, $val:expr) -> $r:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases [$($c)* (send ($tx, $val) ($r) ($body))] @default $d @after $a @rest $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt @after $a:tt
+     @rest send($tx:expr, $val:expr) -> $r:pat => $body:block $($rest:tt)*) => {
         $crate::__select_munch!(@cases [$($c)* (send ($tx, $val) ($r) ($body))] @default $d @after $a @rest $($rest)*)
     };
     (@cases [$($c:tt)*] @default $d:tt @after $a:tt
@@ -537,7 +545,10 @@ macro_rules! __select_munch {
         $crate::__select_munch!(@cases [$($c)* (send ($tx, $val) ($r) ($body))] @default $d @after $a @rest)
     };
     // default => body
-    (@cases $c:tt @default [] @after $a:tt @rest default => $body:block $(,)? $($rest:tt)*) => {
+    (@cases $c:tt @default [] @after $a:tt @rest default => $body:block, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases $c @default [($body)] @after $a @rest $($rest)*)
+    };
+    (@cases $c:tt @default [] @after $a:tt @rest default => $body:block $($rest:tt)*) => {
         $crate::__select_munch!(@cases $c @default [($body)] @after $a @rest $($rest)*)
     };
     (@cases $c:tt @default [] @after $a:tt @rest default => $body:expr, $($rest:tt)*) => {
@@ -547,7 +558,10 @@ macro_rules! __select_munch {
         $crate::__select_munch!(@cases $c @default [($body)] @after $a @rest)
     };
     // after(duration) => body
-    (@cases $c:tt @default $d:tt @after [] @rest after($dur:expr) => $body:block $(,)? $($rest:tt)*) => {
+    (@cases $c:tt @default $d:tt @after [] @rest after($dur:expr) => $body:block, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases $c @default $d @after [($dur) ($body)] @rest $($rest)*)
+    };
+    (@cases $c:tt @default $d:tt @after [] @rest after($dur:expr) => $body:block $($rest:tt)*) => {
         $crate::__select_munch!(@cases $c @default $d @after [($dur) ($body)] @rest $($rest)*)
     };
     (@cases $c:tt @default $d:tt @after [] @rest after($dur:expr) => $body:expr, $($rest:tt)*) => {
