@@ -171,7 +171,7 @@ fn timer_stop_and_reset() {
         // Fires once.
         let t = Instant::now();
         let timer = gort::time::Timer::new(3 * MS);
-        let at = timer.c().recv();
+        let at = timer.c().recv().unwrap();
         assert!(at >= t + 3 * MS);
         assert!(!timer.stop(), "stop after firing reports false");
         // Stop before it fires: it never does.
@@ -179,30 +179,30 @@ fn timer_stop_and_reset() {
         assert!(timer.stop(), "stop of a pending timer reports true");
         assert!(!timer.stop());
         gort::time::sleep(10 * MS);
-        assert_eq!(timer.c().try_recv(), None, "a stopped timer fired");
+        assert!(timer.c().try_recv().is_err(), "a stopped timer fired");
         // Reset a stopped timer: it fires after the new duration.
         let t = Instant::now();
         assert!(
             !timer.reset(2 * MS),
             "reset of a stopped timer reports false"
         );
-        timer.c().recv();
+        timer.c().recv().unwrap();
         assert_on_time("reset timer", t.elapsed(), 2 * MS);
         // Reset a pending timer further out: it fires at the new time only.
         let t = Instant::now();
         let timer = gort::time::Timer::new(2 * MS);
         assert!(timer.reset(8 * MS), "reset of a pending timer reports true");
         gort::time::sleep(4 * MS);
-        assert_eq!(timer.c().try_recv(), None, "fired at the old time");
-        timer.c().recv();
+        assert!(timer.c().try_recv().is_err(), "fired at the old time");
+        timer.c().recv().unwrap();
         assert_on_time("moved timer", t.elapsed(), 8 * MS);
         gort::time::sleep(5 * MS);
-        assert_eq!(timer.c().try_recv(), None, "fired twice");
+        assert!(timer.c().try_recv().is_err(), "fired twice");
         // Moved earlier.
         let t = Instant::now();
         let timer = gort::time::Timer::new(Duration::from_secs(3600));
         timer.reset(MS);
-        timer.c().recv();
+        timer.c().recv().unwrap();
         assert_on_time("timer moved earlier", t.elapsed(), MS);
     });
 }
@@ -213,31 +213,31 @@ fn ticker_ticks_and_drops_ticks_for_a_slow_receiver() {
     r.block_on(|| {
         let period = 2 * MS;
         let ticker = gort::time::Ticker::new(period);
-        let mut last = ticker.c().recv();
+        let mut last = ticker.c().recv().unwrap();
         for _ in 0..5 {
-            let t = ticker.c().recv();
+            let t = ticker.c().recv().unwrap();
             assert!(t > last);
             last = t;
         }
         // A receiver 20 periods late finds one tick waiting, not twenty.
         gort::time::sleep(20 * period);
-        assert!(ticker.c().try_recv().is_some());
-        assert_eq!(ticker.c().try_recv(), None, "ticks were queued");
+        assert!(ticker.c().try_recv().is_ok());
+        assert!(ticker.c().try_recv().is_err(), "ticks were queued");
         // The next tick comes within a period.
         let t = Instant::now();
-        ticker.c().recv();
+        ticker.c().recv().unwrap();
         assert!(t.elapsed() <= period + SLACK);
         // Reset to a longer period.
         ticker.reset(10 * MS);
         let _ = ticker.c().try_recv();
         let t = Instant::now();
-        ticker.c().recv();
+        ticker.c().recv().unwrap();
         assert_on_time("ticker after reset", t.elapsed(), 10 * MS);
         // Stopped: no more ticks.
         ticker.stop();
         let _ = ticker.c().try_recv();
         gort::time::sleep(15 * MS);
-        assert_eq!(ticker.c().try_recv(), None, "a stopped ticker ticked");
+        assert!(ticker.c().try_recv().is_err(), "a stopped ticker ticked");
     });
 }
 
@@ -246,7 +246,7 @@ fn after_and_after_func() {
     let r = rt(2);
     r.block_on(|| {
         let t = Instant::now();
-        gort::time::after(4 * MS).recv();
+        gort::time::after(4 * MS).recv().unwrap();
         assert_on_time("after", t.elapsed(), 4 * MS);
 
         let ran = Arc::new(AtomicUsize::new(0));
@@ -275,7 +275,7 @@ fn a_timer_receiver_works_from_a_plain_thread() {
     let timer = r.block_on(|| Arc::new(gort::time::Timer::new(3 * MS)));
     // The thread receives the tick whether it fired before it asked or not;
     // the tick carries when it fired, which must not be early.
-    let th = std::thread::spawn(move || timer.c().recv());
+    let th = std::thread::spawn(move || timer.c().recv().unwrap());
     let at = th.join().unwrap();
     assert!(at >= t + 3 * MS, "fired {:?} after creation", at - t);
 }

@@ -12,7 +12,7 @@
 //! in `netpoll` sleeps only until the earliest `when0` of all Ps; adding a
 //! timer earlier than that wakes it (netpollBreak), and adding one while no
 //! M sleeps in `netpoll` calls `wakep`, so an idle M comes to wait for it.
-//! Timers fire on g0: firing only readies Gs, fills a one-slot receiver or
+//! Timers fire on g0: firing only readies Gs, try-sends on a one-slot channel or
 //! spawns a coroutine (`after_func`); it never parks.
 //!
 //! # Timer states (user timers: `Timer`, `Ticker`, `after`, `after_func`)
@@ -38,17 +38,16 @@
 pub(crate) mod heap;
 
 use std::{
-    collections::VecDeque,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    thread::Thread,
     time::{Duration, Instant},
 };
 
 use self::heap::{Entry, TimerHeap};
 use crate::{
+    chan,
     netpoll::pd::{Mode, PollDesc},
     sched::{self, Sched, g::GRef, g::WaitReason, p::P, park::gopark},
 };
@@ -303,114 +302,13 @@ fn park_until(sched: &'static Sched, when: u64) {
 }
 
 // ---------------------------------------------------------------------
-// The one-slot receiver timers deliver to
-
-/// Who waits on a [`Receiver`].
-enum Waiter {
-    G(GRef),
-    Thread(Thread, Arc<std::sync::atomic::AtomicBool>),
-}
-
-#[derive(Default)]
-struct SlotState {
-    value: Option<Instant>,
-    waiters: VecDeque<Waiter>,
-}
-
-// SAFETY: GRef is a handle to a parked G, handed between threads by design.
-unsafe impl Send for SlotState {}
-
-/// The receiving end of a timer: holds at most one undelivered tick, like
-/// the one-element channel of Go's `Timer.C`; a tick that finds it full is
-/// dropped (so a slow receiver of a [`Ticker`] skips ticks instead of
-/// queueing them).
-///
-/// Until gort has channels this is its own small type; it parks a
-/// coroutine, or blocks a plain thread.
-#[derive(Default)]
-pub struct Receiver {
-    st: Mutex<SlotState>,
-}
-
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver")
-            .field("ready", &self.lock().value.is_some())
-            .finish()
-    }
-}
-
-impl Receiver {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Stores a tick unless one is waiting already; wakes one receiver.
-    fn send(&self, t: Instant) {
-        let mut st = self.lock();
-        if st.value.is_some() {
-            return;
-        }
-        st.value = Some(t);
-        let w = st.waiters.pop_front();
-        drop(st);
-        match w {
-            Some(Waiter::G(g)) => crate::sched::park::goready(g),
-            Some(Waiter::Thread(t, flag)) => {
-                flag.store(true, Ordering::Release);
-                t.unpark();
-            }
-            None => {}
-        }
-    }
-
-    /// Takes the tick if one is there.
-    pub fn try_recv(&self) -> Option<Instant> {
-        self.lock().value.take()
-    }
-
-    /// Waits for a tick and returns the time it was sent. A timer that was
-    /// stopped (or a dropped `Timer`) never sends: this then waits forever,
-    /// as receiving from Go's `t.C` would.
-    pub fn recv(&self) -> Instant {
-        loop {
-            let mut st = self.lock();
-            if let Some(t) = st.value.take() {
-                return t;
-            }
-            if sched::current().is_some() {
-                // SAFETY: the callback owns the guard, publishes the G and
-                // unlocks; it does not touch our stack.
-                unsafe {
-                    gopark(
-                        move |g| {
-                            st.waiters.push_back(Waiter::G(g));
-                            drop(st);
-                            true
-                        },
-                        WaitReason::Timer,
-                    );
-                }
-            } else {
-                let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                st.waiters
-                    .push_back(Waiter::Thread(std::thread::current(), flag.clone()));
-                drop(st);
-                while !flag.load(Ordering::Acquire) {
-                    std::thread::park();
-                }
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------
 // User timers
 
 /// What a user timer does when it fires.
 enum Action {
-    /// Send the time to a receiver (Timer, Ticker, after).
-    Send(Arc<Receiver>),
+    /// Send the time on a one-slot channel (Timer, Ticker, after); a tick
+    /// that finds the slot full is dropped, as Go's sendTime does.
+    Send(chan::Sender<Instant>),
     /// Run a function in a new coroutine (after_func).
     Spawn(Arc<dyn Fn() + Send + Sync>),
 }
@@ -523,7 +421,11 @@ impl TimerCore {
             }
         }
         match &self.action {
-            Action::Send(rx) => rx.send(Instant::now()),
+            Action::Send(tx) => {
+                // Full: the receiver has not taken the last tick (dropped);
+                // closed: nobody can receive any more. Either way, no tick.
+                let _ = tx.try_send(Instant::now());
+            }
             Action::Spawn(f) => {
                 let f = f.clone();
                 if let Err(e) = crate::sched::spawn::Builder::new().spawn_on(sched, move || f()) {
@@ -534,22 +436,22 @@ impl TimerCore {
     }
 }
 
-/// A timer that sends the time once to its [`Receiver`] when it fires
-/// (Go's `time.Timer`). Dropping it stops it.
+/// A timer that sends the time once on its channel, [`Timer::c`], when it
+/// fires (Go's `time.Timer`). Dropping it stops it.
 ///
 /// ```
 /// use std::time::Duration;
 /// gort::run(|| {
 ///     let t = gort::time::Timer::new(Duration::from_millis(1));
-///     t.c().recv();
+///     t.c().recv().unwrap();
 ///     assert!(!t.stop(), "already fired");
 ///     assert!(!t.reset(Duration::from_millis(1)), "was not pending");
-///     t.c().recv();
+///     t.c().recv().unwrap();
 /// });
 /// ```
 pub struct Timer {
     core: Arc<TimerCore>,
-    rx: Arc<Receiver>,
+    rx: chan::Receiver<Instant>,
 }
 
 impl std::fmt::Debug for Timer {
@@ -566,14 +468,14 @@ impl Timer {
     /// # Panics
     /// Outside a coroutine (timers belong to a runtime).
     pub fn new(d: Duration) -> Timer {
-        let rx = Arc::new(Receiver::default());
-        let core = TimerCore::new(Action::Send(rx.clone()), 0);
+        let (tx, rx) = chan::bounded(1);
+        let core = TimerCore::new(Action::Send(tx), 0);
         core.reset(deadline_after(d), None);
         Timer { core, rx }
     }
 
-    /// Where the tick arrives (Go's `t.C`).
-    pub fn c(&self) -> &Receiver {
+    /// Where the tick arrives (Go's `t.C`): a one-slot channel.
+    pub fn c(&self) -> &chan::Receiver<Instant> {
         &self.rx
     }
 
@@ -599,22 +501,24 @@ fn deadline_after(d: Duration) -> Instant {
     Instant::now().checked_add(d).unwrap_or_else(far_future)
 }
 
-/// A receiver that gets the time once, after `d` (Go's time.After).
+/// A channel that receives the time once, after `d` (Go's time.After).
+/// Once the tick is taken, the channel is closed (its timer is gone), so a
+/// second `recv` fails instead of blocking forever.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
 /// gort::run(|| {
 ///     let start = Instant::now();
-///     let at = gort::time::after(Duration::from_millis(2)).recv();
+///     let at = gort::time::after(Duration::from_millis(2)).recv().unwrap();
 ///     assert!(at >= start + Duration::from_millis(2));
 /// });
 /// ```
 ///
 /// # Panics
 /// Outside a coroutine.
-pub fn after(d: Duration) -> Arc<Receiver> {
-    let rx = Arc::new(Receiver::default());
-    let core = TimerCore::new(Action::Send(rx.clone()), 0);
+pub fn after(d: Duration) -> chan::Receiver<Instant> {
+    let (tx, rx) = chan::bounded(1);
+    let core = TimerCore::new(Action::Send(tx), 0);
     core.reset(deadline_after(d), None);
     rx
 }
@@ -661,15 +565,15 @@ impl FuncTimer {
 /// use std::time::Duration;
 /// gort::run(|| {
 ///     let t = gort::time::Ticker::new(Duration::from_millis(1));
-///     let a = t.c().recv();
-///     let b = t.c().recv();
+///     let a = t.c().recv().unwrap();
+///     let b = t.c().recv().unwrap();
 ///     assert!(b > a);
 ///     t.stop();
 /// });
 /// ```
 pub struct Ticker {
     core: Arc<TimerCore>,
-    rx: Arc<Receiver>,
+    rx: chan::Receiver<Instant>,
 }
 
 impl std::fmt::Debug for Ticker {
@@ -695,14 +599,14 @@ impl Ticker {
     /// If `period` is zero, or outside a coroutine.
     pub fn new(period: Duration) -> Ticker {
         let ns = period_nanos(period);
-        let rx = Arc::new(Receiver::default());
-        let core = TimerCore::new(Action::Send(rx.clone()), ns);
+        let (tx, rx) = chan::bounded(1);
+        let core = TimerCore::new(Action::Send(tx), ns);
         core.reset(deadline_after(period), Some(ns));
         Ticker { core, rx }
     }
 
-    /// Where the ticks arrive (Go's `t.C`).
-    pub fn c(&self) -> &Receiver {
+    /// Where the ticks arrive (Go's `t.C`): a one-slot channel.
+    pub fn c(&self) -> &chan::Receiver<Instant> {
         &self.rx
     }
 
