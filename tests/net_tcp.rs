@@ -552,8 +552,11 @@ fn conversions_with_std() {
         let std_c = std::net::TcpStream::connect(addr).unwrap();
         let (s, _) = l.accept().unwrap();
         let mut c = TcpStream::from(std_c);
-        // gort -> std: blocking again.
+        // gort -> std: blocking again, the same descriptor (moved, not
+        // duplicated: the conversion cannot fail for want of descriptors).
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&s);
         let mut std_s: std::net::TcpStream = s.into();
+        assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&std_s), raw);
         c.write_all(b"std").unwrap();
         let mut buf = [0u8; 3];
         gort::blocking(|| std_s.read_exact(&mut buf)).unwrap();

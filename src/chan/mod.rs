@@ -20,7 +20,7 @@
 //! # How it works (Go's hchan)
 //! A channel is a buffer (`cap` values; none for a rendezvous channel,
 //! unlimited for [`unbounded`]), a queue of blocked receivers and one of
-//! blocked senders (sudogs, see [`waitq`]), and a closed flag, under one
+//! blocked senders (sudogs, see `waitq.rs`), and a closed flag, under one
 //! lock. A send first hands its value straight to a blocked receiver, else
 //! buffers it, else blocks; a receive first takes from a blocked sender
 //! (for a buffered channel: the buffer's head, and the sender's value goes

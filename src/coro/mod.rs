@@ -35,7 +35,7 @@
 //! to make the coroutine unwind (from `Drop`). The coroutine answers with
 //! a pointer into its own stack, which the caller moves out at once: to the
 //! yielded `Y` when it suspends (the switch's `from` is its saved context),
-//! or to an [`Exit`] when it finishes (`from` is null).
+//! or to an `Exit` when it finishes (`from` is null).
 
 use std::{
     any::Any,

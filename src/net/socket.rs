@@ -31,11 +31,21 @@ impl Socket {
     /// Wraps `fd`: makes it non-blocking and, inside a coroutine, registers
     /// it with the coroutine's runtime.
     pub(crate) fn new(fd: OwnedFd) -> io::Result<Socket> {
-        Ok(Socket {
-            pfd: PollFd::new(fd)?,
+        Ok(Socket::wrap(PollFd::new(fd)?))
+    }
+
+    /// As [`Socket::new`] for a descriptor gort created non-blocking
+    /// (`SOCK_NONBLOCK`, accept4, socketpair, or a dup of one).
+    pub(crate) fn from_nonblocking(fd: OwnedFd) -> io::Result<Socket> {
+        Ok(Socket::wrap(PollFd::from_nonblocking(fd)?))
+    }
+
+    fn wrap(pfd: PollFd) -> Socket {
+        Socket {
+            pfd,
             rlock: IoLock::default(),
             wlock: IoLock::default(),
-        })
+        }
     }
 
     /// Runs `f` under the read lock until it does not block (see
@@ -162,7 +172,7 @@ impl Socket {
     /// Accepts a connection (non-blocking, close-on-exec), waiting for one.
     pub(crate) fn accept(&self) -> io::Result<(Socket, RawAddr)> {
         let (fd, addr) = self.read_io(sys::accept)?;
-        Ok((Socket::new(fd)?, addr))
+        Ok((Socket::from_nonblocking(fd)?, addr))
     }
 
     /// Connects, waiting for the handshake (Go's netFD.connect): the write
@@ -215,7 +225,7 @@ impl Socket {
     /// A second socket on the same open file (`dup`), with its own poll
     /// state and deadlines.
     pub(crate) fn try_clone(&self) -> io::Result<Socket> {
-        Socket::new(sys::dup(self)?)
+        Socket::from_nonblocking(sys::dup(self)?)
     }
 
     /// The descriptor, taken out of the poller and made blocking again.

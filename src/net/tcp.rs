@@ -159,7 +159,7 @@ impl TcpListener {
 
     fn bind_one(addr: &SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
         let fd = sys::socket(sys::family(addr), libc::SOCK_STREAM)?;
-        let sock = Socket::new(fd)?;
+        let sock = Socket::from_nonblocking(fd)?;
         sock.set_int(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
         if reuseport {
             sock.set_int(libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
@@ -268,7 +268,7 @@ impl TcpStream {
     }
 
     fn connect_one(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
-        let sock = Socket::new(sys::socket(sys::family(addr), libc::SOCK_STREAM)?)?;
+        let sock = Socket::from_nonblocking(sys::socket(sys::family(addr), libc::SOCK_STREAM)?)?;
         if deadline.is_some() {
             sock.set_deadline(Mode::Write, deadline);
         }

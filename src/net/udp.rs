@@ -43,7 +43,7 @@ impl UdpSocket {
     /// [`crate::blocking`]).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         sys::each_addr(addr, |a| {
-            let sock = Socket::new(sys::socket(sys::family(a), libc::SOCK_DGRAM)?)?;
+            let sock = Socket::from_nonblocking(sys::socket(sys::family(a), libc::SOCK_DGRAM)?)?;
             sys::bind(sock.as_raw_fd(), &RawAddr::from(a))?;
             Ok(UdpSocket { sock })
         })

@@ -119,7 +119,7 @@ impl UnixListener {
     }
 
     fn bind_raw(addr: &RawAddr) -> io::Result<UnixListener> {
-        let sock = Socket::new(sys::socket(libc::AF_UNIX, libc::SOCK_STREAM)?)?;
+        let sock = Socket::from_nonblocking(sys::socket(libc::AF_UNIX, libc::SOCK_STREAM)?)?;
         sys::bind(sock.as_raw_fd(), addr)?;
         sys::listen(sock.as_raw_fd())?;
         Ok(UnixListener { sock })
@@ -186,10 +186,10 @@ impl UnixStream {
         let (a, b) = sys::socketpair(libc::SOCK_STREAM)?;
         Ok((
             UnixStream {
-                sock: Socket::new(a)?,
+                sock: Socket::from_nonblocking(a)?,
             },
             UnixStream {
-                sock: Socket::new(b)?,
+                sock: Socket::from_nonblocking(b)?,
             },
         ))
     }
@@ -317,7 +317,7 @@ impl UnixDatagram {
     /// A datagram socket bound to no address.
     pub fn unbound() -> io::Result<UnixDatagram> {
         Ok(UnixDatagram {
-            sock: Socket::new(sys::socket(libc::AF_UNIX, libc::SOCK_DGRAM)?)?,
+            sock: Socket::from_nonblocking(sys::socket(libc::AF_UNIX, libc::SOCK_DGRAM)?)?,
         })
     }
 
@@ -326,10 +326,10 @@ impl UnixDatagram {
         let (a, b) = sys::socketpair(libc::SOCK_DGRAM)?;
         Ok((
             UnixDatagram {
-                sock: Socket::new(a)?,
+                sock: Socket::from_nonblocking(a)?,
             },
             UnixDatagram {
-                sock: Socket::new(b)?,
+                sock: Socket::from_nonblocking(b)?,
             },
         ))
     }

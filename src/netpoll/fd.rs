@@ -111,6 +111,17 @@ impl PollFd {
     /// registers it with the coroutine's runtime.
     pub(crate) fn new(fd: OwnedFd) -> io::Result<PollFd> {
         set_nonblocking(fd.as_raw_fd(), true)?;
+        PollFd::from_nonblocking(fd)
+    }
+
+    /// As [`PollFd::new`] for a descriptor already in non-blocking mode
+    /// (created with `SOCK_NONBLOCK`, or a dup of one): saves a syscall.
+    pub(crate) fn from_nonblocking(fd: OwnedFd) -> io::Result<PollFd> {
+        debug_assert!(
+            // SAFETY: F_GETFL only reads the descriptor's flags.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } & libc::O_NONBLOCK != 0,
+            "from_nonblocking with a blocking descriptor"
+        );
         let pfd = PollFd {
             fd,
             reg: OnceLock::new(),
@@ -129,11 +140,20 @@ impl PollFd {
 
     /// The descriptor, taken out of the poller and made blocking again (for
     /// conversion to a std type).
+    /// The descriptor itself moves out: no dup, so no EMFILE here.
     pub(crate) fn into_blocking(mut self) -> io::Result<OwnedFd> {
         self.deregister();
-        let fd = self.fd.try_clone()?;
-        set_nonblocking(fd.as_raw_fd(), false)?;
-        Ok(fd)
+        set_nonblocking(self.fd.as_raw_fd(), false)?;
+        let mut this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again: the descriptor is
+        // moved out once and the other fields are dropped in place once
+        // (`reg` is empty after deregister; the rest own no descriptor).
+        unsafe {
+            let fd = std::ptr::read(&this.fd);
+            std::ptr::drop_in_place(&mut this.reg);
+            std::ptr::drop_in_place(&mut this.deadlines);
+            Ok(fd)
+        }
     }
 
     fn register(&self, sched: &'static Sched) -> io::Result<()> {

@@ -4,7 +4,7 @@
 //! - **Guarded** (the default): one mapping per stack, `MAP_NORESERVE` so
 //!   untouched pages cost nothing, with its lowest page made `PROT_NONE`.
 //!   Running off the end faults in the guard page; the handler in
-//!   [`guard`] recognises the page, prints
+//!   `guard.rs` recognises the page, prints
 //!   `coroutine <id> has overflowed its stack (stack size N bytes)` and
 //!   aborts. The price: the `mprotect` splits the mapping in two, and Linux
 //!   allows `vm.max_map_count` mappings per process (65530 by default), so at

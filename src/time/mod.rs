@@ -1,4 +1,4 @@
-//! Timers: a 4-ary timer heap per P ([`heap`]), run by the scheduler, and
+//! Timers: a 4-ary timer heap per P (`heap.rs`), run by the scheduler, and
 //! the user-facing `sleep`, `sleep_until`, `after`, `after_func`, `Timer`
 //! and `Ticker` (Go's time.Sleep, time.After, time.AfterFunc, time.Timer,
 //! time.Ticker).
