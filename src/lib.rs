@@ -47,7 +47,7 @@ mod util;
 mod waiter;
 
 pub use crate::{
-    runtime::{Runtime, run},
+    runtime::{Runtime, Stats, run, stats},
     sched::spawn::{Builder, JoinHandle},
 };
 

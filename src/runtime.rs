@@ -218,6 +218,60 @@ impl Runtime {
     pub fn schedtrace(&self) -> String {
         self.sched.schedtrace_line(self.sched.nanotime())
     }
+
+    /// Counters of this runtime, read without stopping it (each is exact
+    /// on its own; together they are a near-instant snapshot).
+    pub fn stats(&self) -> Stats {
+        Stats::of(&self.sched)
+    }
+}
+
+/// Counters of a runtime: see [`Runtime::stats`] and [`stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Processors (Ps).
+    pub procs: usize,
+    /// Processors with nothing to run.
+    pub idle_procs: usize,
+    /// Worker threads (Ms) started, including idle ones.
+    pub threads: usize,
+    /// Coroutines spawned and not finished (running, runnable or parked).
+    pub coroutines: usize,
+    /// Coroutines spawned since the runtime started.
+    pub spawned: u64,
+    /// Context switches into coroutines since the runtime started.
+    pub switches: u64,
+    /// Coroutines parked on the network poller.
+    pub netpoll_waiters: usize,
+}
+
+impl Stats {
+    fn of(s: &Sched) -> Stats {
+        Stats {
+            procs: s.ps.len(),
+            idle_procs: s.npidle(),
+            threads: s.mcount(),
+            coroutines: s.live(),
+            spawned: s.spawned(),
+            switches: s.switches(),
+            netpoll_waiters: s.netpoll.waiters.load(Ordering::Relaxed) as usize,
+        }
+    }
+}
+
+/// The counters of the runtime the calling coroutine runs on; `None` on a
+/// plain thread.
+///
+/// ```
+/// gort::run(|| {
+///     let s = gort::stats().unwrap();
+///     assert!(s.coroutines >= 1 && s.switches >= 1);
+/// });
+/// assert!(gort::stats().is_none());
+/// ```
+pub fn stats() -> Option<Stats> {
+    crate::sched::current().map(|(_, s)| Stats::of(s))
 }
 
 impl Drop for Runtime {

@@ -838,6 +838,7 @@ impl Sched {
             if !inherit {
                 p::bump32(&p.schedtick);
             }
+            p::bump(&p.switches);
             // SAFETY: we own g, just taken from a queue.
             let locked = unsafe { g.own() }.locked_m;
             if !locked.is_null() && !std::ptr::eq(locked, Arc::as_ptr(m)) {
@@ -1096,6 +1097,17 @@ impl Sched {
     }
 
     /// Gs spawned and not finished (a snapshot; for schedtrace).
+    /// Context switches into Gs so far, all Ps.
+    pub(crate) fn switches(&self) -> u64 {
+        self.ps.iter().map(|p| p.switches.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Gs spawned so far.
+    pub(crate) fn spawned(&self) -> u64 {
+        self.ps.iter().map(|p| p.spawned.load(Ordering::Relaxed)).sum::<u64>()
+            + self.spawned_outside.load(Ordering::Relaxed) as u64
+    }
+
     pub(crate) fn live(&self) -> usize {
         let spawned: u64 = self
             .ps

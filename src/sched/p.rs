@@ -65,6 +65,8 @@ pub(crate) struct P {
     /// Gs spawned and finished on this P (owner-written, read by schedtrace).
     pub(crate) spawned: AtomicU64,
     pub(crate) exited: AtomicU64,
+    /// Gs this P has switched to (context switches), owner-written.
+    pub(crate) switches: AtomicU64,
     /// This P's timer heap (locked; other Ms run its due timers too).
     pub(crate) timers: crate::time::Timers,
 }
@@ -124,6 +126,7 @@ impl P {
             run_since: AtomicU64::new(0),
             spawned: AtomicU64::new(0),
             exited: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
             timers: crate::time::Timers::default(),
         }
     }
