@@ -38,11 +38,13 @@ struct ReadmeDoctests;
 
 pub mod chan;
 pub mod coro;
+pub mod local;
 pub mod net;
 pub mod rt;
 pub mod runtime;
 mod sched;
 pub mod stack;
+pub mod sync;
 mod util;
 mod waiter;
 

@@ -255,7 +255,7 @@ impl Stats {
             coroutines: s.live(),
             spawned: s.spawned(),
             switches: s.switches(),
-            netpoll_waiters: s.netpoll.waiters.load(Ordering::Relaxed) as usize,
+            netpoll_waiters: s.netpoll.waiters.load(Ordering::Relaxed),
         }
     }
 }

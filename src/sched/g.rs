@@ -89,6 +89,18 @@ pub enum WaitReason {
     Timer,
     /// Waiting for network I/O.
     Io,
+    /// Waiting to lock a `gort::sync::Mutex` (Go's sync.Mutex.Lock).
+    MutexLock,
+    /// Waiting to read-lock a `gort::sync::RwLock`.
+    RwLockRead,
+    /// Waiting to write-lock a `gort::sync::RwLock`.
+    RwLockWrite,
+    /// Waiting on a `gort::sync::Cond` (Go's sync.Cond.Wait).
+    CondWait,
+    /// Waiting on a `gort::sync::WaitGroup`.
+    WaitGroupWait,
+    /// Waiting for units of a `gort::sync::Semaphore`.
+    Semaphore,
     /// A primitive built outside gort.
     Other,
 }
@@ -131,6 +143,8 @@ pub(crate) struct GOwned {
     pub(crate) canary: Option<NonNull<[u64; crate::stack::CANARY_BYTES / 8]>>,
     /// Set while the runtime is tearing down and unwinding this G.
     pub(crate) unwinding: bool,
+    /// Coroutine-local values (`gort::local!`), dropped when the G ends.
+    pub(crate) locals: crate::local::Locals,
 }
 
 /// A block of Gs, owned by the runtime and freed when it is dropped.
@@ -157,6 +171,7 @@ impl GOwned {
     /// Forgets a finished G's run: returns its stack (for reuse) and
     /// whether it was wired to its M.
     pub(crate) fn clear(&mut self) -> (Option<Stack>, bool) {
+        self.locals.clear();
         self.sp = None;
         self.canary = None;
         self.name = None;
@@ -248,6 +263,7 @@ impl GRef {
                             wait_reason: WaitReason::Other,
                             canary: None,
                             unwinding: false,
+                            locals: crate::local::Locals::new(),
                         }),
                     });
                     GRef(NonNull::new_unchecked(g))

@@ -121,6 +121,11 @@ pub(crate) unsafe extern "C" fn g_entry(arg: usize, from: *mut u8, ctx: *mut u8)
     let task = own.task.take().expect("a fresh G has a task");
     task.run();
     drop(task);
+    // Coroutine-local values are dropped here, on the coroutine's own
+    // stack, so their destructors may use the runtime (gdead's clear only
+    // catches what a destructor re-created).
+    // SAFETY: still the running G.
+    unsafe { g.own() }.locals.clear();
     // SAFETY: still the running G.
     let g0 = unsafe { g.own() }.g0_sp.expect("a running G knows its g0");
     debug_assert_eq!(g.status(), GStatus::Running);
