@@ -26,9 +26,13 @@ declare -A METRICS=(
     [locked]="park/ready round trip with a coroutine wired by lock_os_thread vs unwired (2 Ps)"
     [timers]="10,000 coroutines sleeping 1 ms 100 times on 2 Ps, wall and CPU ms: gort vs Go, tokio, may"
     [echo]="TCP echo servers under loadgen, 64-byte messages at 50 and 1000 connections: gort vs Go, tokio, may"
+    [pingpong]="ns per round trip over unbuffered channels, two coroutines on 1 and 2 Ps: gort vs Go, may, tokio, std threads"
+    [mutex]="contended Mutex, 1,000 coroutines x 2,000 locks on 2 Ps, ns per lock: gort vs Go, may, tokio"
+    [pipeline]="1 -> 8 -> 1 pipeline over bounded channels, 1M items on 2 Ps, ns per item: gort vs Go, may, tokio"
+    [idle_memory]="RSS per coroutine parked on a channel receive, 100,000 (and 30,000) on 2 Ps: gort vs Go, may, tokio"
 )
 # The order `all` runs them in.
-ORDER=(switch switch_ir stack yield spawn locked timers echo)
+ORDER=(switch switch_ir stack yield spawn locked timers echo pingpong mutex pipeline idle_memory)
 
 # A metric runs run_<metric> if defined, else the release binary of its name.
 run_switch_ir() {
@@ -70,7 +74,22 @@ run_spawn() {
     "$root/target/release/spawn" "${GO_ARGS[@]}"
 }
 
-# --- Metrics that compare.sh alternates itself (timers, echo): each sample
+run_pingpong() {
+    go_peer pingpong
+    "$root/target/release/pingpong" "${GO_ARGS[@]}"
+}
+
+run_mutex() {
+    go_peer mutex
+    "$root/target/release/mutex" "${GO_ARGS[@]}"
+}
+
+run_pipeline() {
+    go_peer pipeline
+    "$root/target/release/pipeline" "${GO_ARGS[@]}"
+}
+
+# --- Metrics that compare.sh alternates itself (timers, idle_memory, echo): each sample
 # is one child process (a program printing `key=value` fields, or a server
 # driven by loadgen), the sides alternate within every round, and the
 # medians are compared here, in the format of the Rust binaries' lines.
@@ -226,6 +245,50 @@ run_timers() {
     done
     report timers_wall_ms "${sides[@]}"
     report timers_cpu_ms "${sides[@]}"
+}
+
+# idle_memory: every sample is one program (`idle_memory --side SIDE N`
+# of gort-compare, or the Go program benches/go/idle_memory) that prints
+# `bytes_per=<x> rss_before_kib=<y> rss_after_kib=<z> pte_per=<p>` (p:
+# page-table growth per coroutine, not in RSS; shown on the round lines
+# only). At 100,000 coroutines: gort, go, may, tokio; at 30,000 (where
+# may's stacks, two mappings each, still fit under vm.max_map_count):
+# gort, go, may. IDLE_ROUNDS rounds (default 5).
+idle_memory_child() {
+    local side=$1 n=$2 limit=60
+    case $side in
+    go) run_child $limit env GOMAXPROCS=2 "$GO_BIN" "$n" ;;
+    *) run_child $limit env RUST_BACKTRACE=0 "$root/target/release/idle_memory" --side "$side" "$n" ;;
+    esac
+}
+
+run_idle_memory() {
+    local rounds=${IDLE_ROUNDS:-5} round side n key line bytes
+    [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "IDLE_ROUNDS must be a positive number, not '$rounds'"
+    go_peer idle_memory
+    local big=(gort ${GO_BIN:+go} may tokio) small=(gort ${GO_BIN:+go} may)
+    echo "# idle_memory: gort and may with 16 KiB stacks (gort unguarded), Go's 2 KiB initial stacks; $rounds rounds" >&2
+    for ((round = 1; round <= rounds; round++)); do
+        for n in 100000 30000; do
+            key=idle_memory_$((n / 1000))k
+            line="idle_memory round $round/$rounds n=$n:"
+            if ((n == 100000)); then set -- "${big[@]}"; else set -- "${small[@]}"; fi
+            for side; do
+                failed "$key" "$side" && continue
+                if idle_memory_child "$side" "$n" && bytes=$(field bytes_per "$CHILD_OUT"); then
+                    record "$key" "$side" "$bytes"
+                    line+=" $side=${bytes}B(PTE+$(field pte_per "$CHILD_OUT" || echo '?')B)"
+                else
+                    [[ -n $CHILD_FAIL ]] || CHILD_FAIL=no-result
+                    FAILED[$key/$side]=$CHILD_FAIL
+                    line+=" $side=failed($CHILD_FAIL)"
+                fi
+            done
+            echo "$line" >&2
+        done
+    done
+    report idle_memory_100k "${big[@]}"
+    report idle_memory_30k "${small[@]}"
 }
 
 # echo: every sample is a fresh server on its own free port, driven by
@@ -412,9 +475,9 @@ usage() {
     echo "usage: bash benches/compare.sh METRIC" >&2
     echo "metrics:" >&2
     for m in "${ORDER[@]}"; do
-        printf '  %-10s %s\n' "$m" "${METRICS[$m]}" >&2
+        printf '  %-11s %s\n' "$m" "${METRICS[$m]}" >&2
     done
-    printf '  %-10s %s\n' all "every metric above, in order" >&2
+    printf '  %-11s %s\n' all "every metric above, in order" >&2
 }
 
 if [[ $# -ne 1 ]]; then

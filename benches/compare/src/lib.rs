@@ -79,6 +79,23 @@ pub fn vm_hwm_kib() -> u64 {
         .expect("/proc/self/status has a VmHWM line")
 }
 
+/// A field of `/proc/self/status` given in kB (`VmRSS`, `VmPTE`, ...),
+/// in KiB.
+pub fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("/proc/self/status has no {field} line"))
+}
+
+/// Resident set size of this process (`VmRSS` in `/proc/self/status`), in
+/// KiB.
+pub fn vm_rss_kib() -> u64 {
+    proc_status_kib("VmRSS")
+}
+
 /// What one child process measured: the line it prints on stdout,
 /// `ns=<ns per operation> hwm_kib=<peak RSS>` (the Go programs in
 /// `benches/go/` print the same line).
@@ -360,6 +377,79 @@ pub mod timers {
                 "wall_ms={:.2} cpu_ms={:.2}",
                 wall.as_secs_f64() * 1e3,
                 cpu.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
+
+/// One side of a grouped comparison (`pingpong`, `mutex`, `pipeline`):
+/// the `compare` line it belongs to (`metric`), its name in that line
+/// (`label`), and the side itself (whose `name` must be unique across all
+/// groups: it names the side in the per-round lines on stderr).
+pub struct Entry {
+    /// The metric of the `compare` lines this side appears in.
+    pub metric: String,
+    /// The side's name in those lines (`gort`, `go`, ...).
+    pub label: String,
+    /// The side: a unique name and its command.
+    pub side: Side,
+}
+
+impl Entry {
+    /// A side labelled `label` in the `metric` lines; `name` (unique)
+    /// names it on stderr.
+    pub fn new(
+        metric: &str,
+        label: &str,
+        name: &str,
+        cmd: impl Fn() -> std::process::Command + 'static,
+    ) -> Entry {
+        Entry {
+            metric: metric.to_owned(),
+            label: label.to_owned(),
+            side: Side::new(name, cmd),
+        }
+    }
+}
+
+/// Runs every entry's side in one alternating sequence (`alternate`, all
+/// groups interleaved in every round), prints each side's spread of ns on
+/// stderr (`<bench> <name> <unit>: median (min, max, n)`), then for each
+/// metric, in order of first appearance, one `compare` line of its first
+/// entry (gort) against each other entry of that metric, on medians.
+pub fn run_grouped(bench: &str, entries: Vec<Entry>, rounds: usize, limit: Duration, unit: &str) {
+    let (labels, sides): (Vec<(String, String)>, Vec<Side>) = entries
+        .into_iter()
+        .map(|e| ((e.metric, e.label), e.side))
+        .unzip();
+    let results = alternate(bench, &sides, rounds, limit);
+    let figures: Vec<Figure<'_>> = results
+        .iter()
+        .map(|r| r.as_ref().map(|s| medians(s).0))
+        .collect();
+    for (side, r) in sides.iter().zip(&results) {
+        if let Ok(s) = r {
+            let ns: Vec<f64> = s.iter().map(|s| s.ns).collect();
+            eprintln!("{bench} {:16} {unit}: {}", side.name, spread(&ns));
+        }
+    }
+    let mut metrics: Vec<&str> = Vec::new();
+    for (m, _) in &labels {
+        if !metrics.contains(&m.as_str()) {
+            metrics.push(m);
+        }
+    }
+    for m in metrics {
+        let group: Vec<usize> = (0..labels.len()).filter(|&i| labels[i].0 == m).collect();
+        let base = group[0];
+        for &i in &group[1..] {
+            println!(
+                "{}",
+                compare_line(
+                    m,
+                    (&labels[base].1, figures[base]),
+                    (&labels[i].1, figures[i])
+                )
             );
         }
     }
