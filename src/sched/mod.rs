@@ -96,6 +96,25 @@ use crate::{
 const G_CHUNK: usize = 32;
 const G_CHUNK_MAX: usize = 2 * 1024 * 1024 / std::mem::size_of::<g::G>();
 
+/// Spins up to ~3 µs while `victim`'s runnext still holds `next`;
+/// returns what it holds then (null or another G: leave it).
+#[cold]
+fn wait_for_runnext(victim: &P, next: *mut g::G) -> *mut g::G {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        let now = victim.runnext.load(Ordering::Acquire);
+        if now != next {
+            return std::ptr::null_mut();
+        }
+        if start.elapsed() >= std::time::Duration::from_micros(3) {
+            return now;
+        }
+    }
+}
+
 /// Hand-offs through `runnext` that share one time slice.
 pub(crate) const RUNNEXT_STREAK: u32 = 64;
 
@@ -402,7 +421,14 @@ impl Sched {
             }
         }
         if take_next {
-            let next = victim.runnext.load(Ordering::Acquire);
+            let mut next = victim.runnext.load(Ordering::Acquire);
+            if !next.is_null() && victim.status() == PStatus::Running {
+                // A running P is usually about to run its runnext itself (a
+                // G just readied it and is parking): give it a moment, as
+                // Go's runqgrab does (usleep(3)), so a hand-off pair is not
+                // split across Ps by a thief.
+                next = wait_for_runnext(victim, next);
+            }
             if !next.is_null()
                 && victim
                     .runnext
@@ -1099,12 +1125,18 @@ impl Sched {
     /// Gs spawned and not finished (a snapshot; for schedtrace).
     /// Context switches into Gs so far, all Ps.
     pub(crate) fn switches(&self) -> u64 {
-        self.ps.iter().map(|p| p.switches.load(Ordering::Relaxed)).sum()
+        self.ps
+            .iter()
+            .map(|p| p.switches.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Gs spawned so far.
     pub(crate) fn spawned(&self) -> u64 {
-        self.ps.iter().map(|p| p.spawned.load(Ordering::Relaxed)).sum::<u64>()
+        self.ps
+            .iter()
+            .map(|p| p.spawned.load(Ordering::Relaxed))
+            .sum::<u64>()
             + self.spawned_outside.load(Ordering::Relaxed) as u64
     }
 
