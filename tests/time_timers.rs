@@ -16,8 +16,11 @@ use support::{rt, with_timeout};
 
 const MS: Duration = Duration::from_millis(1);
 
-/// How late a timer may fire on this (shared, 2-core) machine.
-const SLACK: Duration = Duration::from_millis(20);
+/// How late a timer may fire in a test. This catches a timer that fires
+/// at the wrong time (or never); how late timers are on a quiet machine is
+/// measured by `bash benches/compare.sh timers`, not here: the CI machine
+/// has 2 shared cores and a 20 ms bound flaked under load.
+const SLACK: Duration = Duration::from_millis(150);
 
 fn assert_on_time(what: &str, elapsed: Duration, want: Duration) {
     assert!(
@@ -191,11 +194,11 @@ fn timer_stop_and_reset() {
         // Reset a pending timer further out: it fires at the new time only.
         let t = Instant::now();
         let timer = gort::time::Timer::new(2 * MS);
-        assert!(timer.reset(8 * MS), "reset of a pending timer reports true");
-        gort::time::sleep(4 * MS);
+        assert!(timer.reset(300 * MS), "reset of a pending timer reports true");
+        gort::time::sleep(20 * MS);
         assert!(timer.c().try_recv().is_err(), "fired at the old time");
         timer.c().recv().unwrap();
-        assert_on_time("moved timer", t.elapsed(), 8 * MS);
+        assert_on_time("moved timer", t.elapsed(), 300 * MS);
         gort::time::sleep(5 * MS);
         assert!(timer.c().try_recv().is_err(), "fired twice");
         // Moved earlier.
