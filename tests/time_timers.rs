@@ -194,7 +194,10 @@ fn timer_stop_and_reset() {
         // Reset a pending timer further out: it fires at the new time only.
         let t = Instant::now();
         let timer = gort::time::Timer::new(2 * MS);
-        assert!(timer.reset(300 * MS), "reset of a pending timer reports true");
+        assert!(
+            timer.reset(300 * MS),
+            "reset of a pending timer reports true"
+        );
         gort::time::sleep(20 * MS);
         assert!(timer.c().try_recv().is_err(), "fired at the old time");
         timer.c().recv().unwrap();
