@@ -23,6 +23,23 @@
 //! assert_eq!(total, 5050);
 //! ```
 
+//!
+//! # From Go
+//! | Go | gort |
+//! |---|---|
+//! | `go f()` | [`go!`]`(move \|\| f())`, [`spawn`] |
+//! | `make(chan T, n)`, `<-ch`, `close(ch)` | [`chan::bounded`]`(n)` (0: unbuffered), `rx.recv()`, `tx.close()` |
+//! | `select` | [`select!`] (`recv`, `send`, `after`, `default` arms) |
+//! | `sync.Mutex`, `sync.WaitGroup`, ... | [`sync::Mutex`], [`sync::WaitGroup`], [`sync::RwLock`], [`sync::Once`], [`sync::Cond`] |
+//! | `time.Sleep`, `time.After` | [`time::sleep`], [`time::after`] |
+//! | `net.Listen`, `l.Accept()`, `c.SetDeadline(t)` | [`net::TcpListener::bind`], `l.accept()`, `c.set_deadline(Some(t))` |
+//! | `runtime.Gosched()`, `GOMAXPROCS` | [`yield_now`], `GORT_PROCS` |
+//! | `GODEBUG=schedtrace=1000` | `GORT_DEBUG=schedtrace=1000` |
+//!
+//! Not the same: gort's stacks are fixed-size (Go's grow), scheduling is
+//! cooperative (Go preempts loops), and `thread_local!` is per worker
+//! thread: use [`local!`] for a value per coroutine.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
