@@ -30,14 +30,26 @@ declare -A METRICS=(
     [mutex]="contended Mutex, 1,000 coroutines x 2,000 locks on 2 Ps, ns per lock: gort vs Go, may, tokio"
     [pipeline]="1 -> 8 -> 1 pipeline over bounded channels, 1M items on 2 Ps, ns per item: gort vs Go, may, tokio"
     [idle_memory]="RSS per coroutine parked on a channel receive, 100,000 (and 30,000) on 2 Ps: gort vs Go, may, tokio"
+    [kv]="RESP key-value servers under redis-benchmark (ping, set, get) at 50 and 1000 connections, with and without -P 16: gort vs Go, redis-server"
+    [http]="HTTP/1.1 keep-alive hello servers under wrk -t1 at 50 and 500 connections: gort vs Go net/http, hyper"
 )
 # The order `all` runs them in.
-ORDER=(switch switch_ir stack yield spawn locked timers echo pingpong mutex pipeline idle_memory)
+ORDER=(switch switch_ir stack yield spawn locked timers echo pingpong mutex pipeline idle_memory kv http)
 
 # A metric runs run_<metric> if defined, else the release binary of its name.
 run_switch_ir() {
     bash "$root/benches/callgrind_switch.sh"
 }
+
+# COMPARE_ROUNDS=R (for a quick run) passes `--rounds R` to the binaries
+# that alternate their sides themselves (yield, spawn, pingpong, mutex,
+# pipeline).
+ROUNDS_ARGS=()
+if [[ -n ${COMPARE_ROUNDS:-} ]]; then
+    [[ $COMPARE_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+        { echo "compare.sh: COMPARE_ROUNDS must be a positive number, not '$COMPARE_ROUNDS'" >&2; exit 2; }
+    ROUNDS_ARGS=(--rounds "$COMPARE_ROUNDS")
+fi
 
 # The Go peers live in benches/go/ (stdlib only, no module downloads) and are
 # built into target/go/. Sets GO_ARGS to `--go PATH` for the metric's
@@ -66,32 +78,33 @@ go_peer() {
 
 run_yield() {
     go_peer yield
-    "$root/target/release/yield" "${GO_ARGS[@]}"
+    "$root/target/release/yield" "${GO_ARGS[@]}" "${ROUNDS_ARGS[@]}"
 }
 
 run_spawn() {
     go_peer spawn
-    "$root/target/release/spawn" "${GO_ARGS[@]}"
+    "$root/target/release/spawn" "${GO_ARGS[@]}" "${ROUNDS_ARGS[@]}"
 }
 
 run_pingpong() {
     go_peer pingpong
-    "$root/target/release/pingpong" "${GO_ARGS[@]}"
+    "$root/target/release/pingpong" "${GO_ARGS[@]}" "${ROUNDS_ARGS[@]}"
 }
 
 run_mutex() {
     go_peer mutex
-    "$root/target/release/mutex" "${GO_ARGS[@]}"
+    "$root/target/release/mutex" "${GO_ARGS[@]}" "${ROUNDS_ARGS[@]}"
 }
 
 run_pipeline() {
     go_peer pipeline
-    "$root/target/release/pipeline" "${GO_ARGS[@]}"
+    "$root/target/release/pipeline" "${GO_ARGS[@]}" "${ROUNDS_ARGS[@]}"
 }
 
-# --- Metrics that compare.sh alternates itself (timers, idle_memory, echo): each sample
-# is one child process (a program printing `key=value` fields, or a server
-# driven by loadgen), the sides alternate within every round, and the
+# --- Metrics that compare.sh alternates itself (timers, idle_memory, echo,
+# kv, http): each sample is one child process (a program printing
+# `key=value` fields, or a server driven by a load generator: loadgen, wrk,
+# redis-benchmark), the sides alternate within every round, and the
 # medians are compared here, in the format of the Rust binaries' lines.
 
 # Scratch files, and the servers still running: removed and killed on any
@@ -312,21 +325,30 @@ free_port() {
     die "no free TCP port found in 20000-31999"
 }
 
-# start_server SIDE PORT: starts SIDE's echo server on 127.0.0.1:PORT in
-# the background (SERVER_PID; its output in $scratch/server.log) and waits
-# until it accepts a connection (up to 10 s). Returns 1 if it exits or
-# never accepts.
+# The servers of the metric being run: SERVER_KIND (echo, http, kv) picks
+# server_cmd_<kind> SIDE ADDR PORT, which sets SERVER_CMD to the command
+# that serves on ADDR (127.0.0.1:PORT).
+SERVER_KIND=""
+server_cmd_echo() {
+    case $1 in
+    gort) SERVER_CMD=(env GORT_PROCS=2 "$root/target/release/examples/echo_server" "$2") ;;
+    go) SERVER_CMD=(env GOMAXPROCS=2 "$GO_BIN" "$2") ;;
+    tokio) SERVER_CMD=("$root/target/release/echo_tokio" "$2") ;;
+    may) SERVER_CMD=("$root/target/release/echo_may" "$2") ;;
+    esac
+}
+
+# start_server SIDE PORT: starts SIDE's server (of SERVER_KIND) on
+# 127.0.0.1:PORT in the background (SERVER_PID; its output in
+# $scratch/server.log) and waits until it accepts a connection (up to 10
+# s). Returns 1 if it exits or never accepts.
 start_server() {
     local side=$1 port=$2 addr="127.0.0.1:$2" i
-    local cmd
-    case $side in
-    gort) cmd=(env GORT_PROCS=2 "$root/target/release/examples/echo_server" "$addr") ;;
-    go) cmd=(env GOMAXPROCS=2 "$GO_BIN" "$addr") ;;
-    tokio) cmd=("$root/target/release/echo_tokio" "$addr") ;;
-    may) cmd=("$root/target/release/echo_may" "$addr") ;;
-    esac
+    SERVER_CMD=()
+    "server_cmd_$SERVER_KIND" "$side" "$addr" "$port"
+    ((${#SERVER_CMD[@]} > 0)) || die "no $SERVER_KIND server for side '$side'"
     use_scratch
-    "${cmd[@]}" </dev/null >"$scratch/server.log" 2>&1 &
+    "${SERVER_CMD[@]}" </dev/null >"$scratch/server.log" 2>&1 &
     SERVER_PID=$!
     live_pids+=("$SERVER_PID")
     for ((i = 0; i < 200; i++)); do
@@ -359,26 +381,57 @@ stop_server() {
     live_pids=("${kept[@]}")
 }
 
+# launch_server SIDE: starts SIDE's server (start_server) on a free port,
+# PORT, trying up to 3 ports. Returns 1 (the server stopped, its output on
+# stderr) if it never starts.
+launch_server() {
+    local side=$1 tries
+    for ((tries = 0; tries < 3; tries++)); do
+        PORT=$(free_port)
+        start_server "$side" "$PORT" && return 0
+        stop_server "$SERVER_PID"
+        echo "compare.sh: the $side $SERVER_KIND server did not start on port $PORT; its output: $(tail -n 6 "$scratch/server.log" | paste -sd'|')" >&2
+    done
+    return 1
+}
+
+# server_alive SIDE: whether the server started by launch_server still
+# runs (if not, says so with its output on stderr).
+server_alive() {
+    kill -0 "$SERVER_PID" 2>/dev/null && return 0
+    echo "compare.sh: the $1 $SERVER_KIND server died during the run; its output: $(tail -n 6 "$scratch/server.log" | paste -sd'|')" >&2
+    return 1
+}
+
+# raise_nofile CONNS WHAT: each connection is a descriptor in the server
+# and one in the client: raises the soft open-file limit to CONNS + 256 if
+# it is lower (up to the hard limit), else stops with an error that names
+# WHAT (the variable that sets the connection counts).
+raise_nofile() {
+    local need=$(($1 + 256)) soft hard
+    soft=$(ulimit -Sn)
+    hard=$(ulimit -Hn)
+    if [[ $soft != unlimited ]] && ((soft < need)); then
+        if [[ $hard == unlimited ]] || ((hard >= need)); then
+            ulimit -Sn "$need"
+            echo "# raised the open-file limit from $soft to $need" >&2
+        else
+            die "$1 connections need an open-file limit of at least $need; the hard limit is $hard (raise it, or set $2)"
+        fi
+    fi
+}
+
 # echo_sample SIDE CONNS: one loadgen run against a fresh server; records
 # rps and p99 under echo_rps_c<CONNS> / echo_p99_c<CONNS>, or marks the
 # side failed there (server did not start or died, loadgen failed or
 # counted errors). Appends a word to ROUND_LINE.
 echo_sample() {
-    local side=$1 conns=$2 port tries ok=0 rps p99 errors why=""
+    local side=$1 conns=$2 rps p99 errors why=""
     local kr=echo_rps_c$conns kp=echo_p99_c$conns
-    for ((tries = 0; tries < 3; tries++)); do
-        port=$(free_port)
-        if start_server "$side" "$port"; then
-            ok=1
-            break
-        fi
-        stop_server "$SERVER_PID"
-        echo "compare.sh: the $side echo server did not start on port $port; its output: $(tail -n 6 "$scratch/server.log" | paste -sd'|')" >&2
-    done
-    if ((ok == 0)); then
+    if ! launch_server "$side"; then
         why=server-start
     else
-        if ! run_child $((ECHO_SECS_ + 60)) "$ECHO_LOADGEN" --addr "127.0.0.1:$port" \
+        if ! run_child $((ECHO_SECS_ + 60)) "$ECHO_LOADGEN" --addr "127.0.0.1:$PORT" \
             --conns "$conns" --size 64 --secs "$ECHO_SECS_" --threads 1; then
             why="loadgen-$CHILD_FAIL"
         elif ! rps=$(field reqs_per_s "$CHILD_OUT") || ! p99=$(field p99_us "$CHILD_OUT") ||
@@ -389,10 +442,7 @@ echo_sample() {
             why="errors=$errors"
             echo "compare.sh: loadgen counted $errors errors against the $side server at $conns connections: $CHILD_OUT" >&2
         fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            why=server-died
-            echo "compare.sh: the $side echo server died during the run; its output: $(tail -n 6 "$scratch/server.log" | paste -sd'|')" >&2
-        fi
+        server_alive "$side" || why=server-died
     fi
     stop_server "$SERVER_PID"
     if [[ -n $why ]]; then
@@ -407,7 +457,8 @@ echo_sample() {
 }
 
 run_echo() {
-    local rounds=${ECHO_ROUNDS:-3} conns_list round conns side max=0 soft hard
+    local rounds=${ECHO_ROUNDS:-3} conns_list round conns side max=0
+    SERVER_KIND=echo
     ECHO_SECS_=${ECHO_SECS:-10}
     read -r -a conns_list <<<"${ECHO_CONNS:-50 1000}"
     [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ECHO_ROUNDS must be a positive number, not '$rounds'"
@@ -441,18 +492,7 @@ run_echo() {
     [[ -z $GO_BIN ]] || sides+=(go)
     sides+=(tokio may)
 
-    # Each connection is a descriptor in the server and one in loadgen.
-    soft=$(ulimit -Sn)
-    hard=$(ulimit -Hn)
-    local need=$((max + 256))
-    if [[ $soft != unlimited ]] && ((soft < need)); then
-        if [[ $hard == unlimited ]] || ((hard >= need)); then
-            ulimit -Sn "$need"
-            echo "# raised the open-file limit from $soft to $need" >&2
-        else
-            die "$max connections need an open-file limit of at least $need; the hard limit is $hard (raise it, or set ECHO_CONNS)"
-        fi
-    fi
+    raise_nofile "$max" ECHO_CONNS
 
     echo "# loadgen: 1 thread, 64-byte messages, ${ECHO_SECS_} s (+1 s warm-up) per sample; $rounds rounds of: ${sides[*]}" >&2
     for ((round = 1; round <= rounds; round++)); do
@@ -468,6 +508,242 @@ run_echo() {
     for conns in "${conns_list[@]}"; do
         report "echo_rps_c$conns" "${sides[@]}"
         report "echo_p99_c$conns" "${sides[@]}"
+    done
+}
+
+# http: every sample is a fresh server on its own free port, driven by wrk
+# (one thread, HTTP/1.1 keep-alive) for HTTP_SECS seconds after an
+# uncounted 1 s warm-up run, then killed. Compared: requests per second.
+server_cmd_http() {
+    case $1 in
+    gort) SERVER_CMD=(env GORT_PROCS=2 "$root/target/release/examples/http_hello" "$2") ;;
+    go) SERVER_CMD=(env GOMAXPROCS=2 "$GO_BIN" "$2") ;;
+    hyper) SERVER_CMD=("$root/target/release/http_hyper" "$2") ;;
+    esac
+}
+
+# wrk_errors OUTPUT: a failure token if wrk's output reports socket errors
+# (`socket-errors=<connect>/<read>/<write>/<timeout>`) or responses other
+# than 2xx/3xx (`non2xx=<n>`); nothing if it reports neither.
+wrk_errors() {
+    awk '/^ *Socket errors:/ { gsub(",", ""); printf "socket-errors=%s/%s/%s/%s", $4, $6, $8, $10; exit }
+         /^ *Non-2xx or 3xx responses:/ { printf "non2xx=%s", $NF; exit }' <<<"$1"
+}
+
+# http_sample SIDE CONNS: one wrk run against a fresh server; records its
+# requests per second under http_c<CONNS>, or marks the side failed there.
+# Appends a word to ROUND_LINE.
+http_sample() {
+    local side=$1 conns=$2 key=http_c$2 url rps="" why=""
+    if ! launch_server "$side"; then
+        why=server-start
+    else
+        url="http://127.0.0.1:$PORT/"
+        if ! run_child 60 wrk -t1 -c"$conns" -d1s "$url"; then
+            why="wrk-$CHILD_FAIL"
+        elif ! run_child $((HTTP_SECS_ + 60)) wrk -t1 -c"$conns" -d"${HTTP_SECS_}s" "$url"; then
+            why="wrk-$CHILD_FAIL"
+        else
+            rps=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$CHILD_OUT")
+            if [[ -z $rps ]]; then
+                why=no-result
+            else
+                why=$(wrk_errors "$CHILD_OUT")
+            fi
+            [[ -z $why ]] || echo "compare.sh: wrk against the $side server at $conns connections: $why; its output: $(paste -sd'|' <<<"$CHILD_OUT")" >&2
+        fi
+        server_alive "$side" || why=server-died
+    fi
+    stop_server "$SERVER_PID"
+    if [[ -n $why ]]; then
+        FAILED[$key/$side]=$why
+        ROUND_LINE+=" $side=failed($why)"
+    else
+        record "$key" "$side" "$rps"
+        ROUND_LINE+=" $side=${rps}rps"
+    fi
+}
+
+run_http() {
+    local rounds=${HTTP_ROUNDS:-3} conns_list round conns side max=0
+    SERVER_KIND=http
+    HTTP_SECS_=${HTTP_SECS:-5}
+    read -r -a conns_list <<<"${HTTP_CONNS:-50 500}"
+    [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "HTTP_ROUNDS must be a positive number, not '$rounds'"
+    [[ $HTTP_SECS_ =~ ^[1-9][0-9]*$ && $HTTP_SECS_ -le 59 ]] ||
+        die "HTTP_SECS must be a number of seconds from 1 to 59, not '$HTTP_SECS_'"
+    for conns in "${conns_list[@]}"; do
+        [[ $conns =~ ^[1-9][0-9]*$ ]] || die "HTTP_CONNS must be positive numbers, not '$conns'"
+        ((conns <= max)) || max=$conns
+    done
+    command -v timeout >/dev/null || die "'timeout' (coreutils) is needed"
+    command -v wrk >/dev/null ||
+        die "no 'wrk' command: run 'bash benches/install-bench-deps.sh' to install it (Debian's wrk)"
+
+    local sides=(gort)
+    if ! cargo build --release -q --example http_hello; then
+        echo "compare.sh: cannot build gort's examples/http_hello: the gort side fails" >&2
+        for conns in "${conns_list[@]}"; do FAILED[http_c$conns/gort]=build; done
+    fi
+    go_peer http_hello
+    [[ -z $GO_BIN ]] || sides+=(go)
+    sides+=(hyper)
+    raise_nofile "$max" HTTP_CONNS
+
+    echo "# wrk -t1, ${HTTP_SECS_} s (+1 s warm-up) per sample, keep-alive, GET /; $rounds rounds of: ${sides[*]}" >&2
+    for ((round = 1; round <= rounds; round++)); do
+        for conns in "${conns_list[@]}"; do
+            ROUND_LINE="http round $round/$rounds c$conns:"
+            for side in "${sides[@]}"; do
+                failed "http_c$conns" "$side" && continue
+                http_sample "$side" "$conns"
+            done
+            echo "$ROUND_LINE" >&2
+        done
+    done
+    for conns in "${conns_list[@]}"; do
+        report "http_c$conns" "${sides[@]}"
+    done
+}
+
+# kv: every sample is a fresh server on its own free port, driven by
+# redis-benchmark (`-t ping,set,get -q`, one client thread) at one
+# connection count and pipeline depth, then killed. Compared: requests per
+# second of PING (the multibulk PING_MBULK; PING_INLINE, which runs first,
+# is shown on stderr only), SET and GET, under kv_<test>_c<CONNS>[_p<P>].
+server_cmd_kv() {
+    case $1 in
+    gort) SERVER_CMD=(env GORT_PROCS=2 "$root/target/release/examples/kv_server" "$2") ;;
+    go) SERVER_CMD=(env GOMAXPROCS=2 "$GO_BIN" "$2") ;;
+    redis)
+        use_scratch
+        SERVER_CMD=(redis-server --port "$3" --bind 127.0.0.1 --save '' --appendonly no
+            --dir "$scratch" --maxclients $((KV_MAX_CONNS + 32)))
+        ;;
+    esac
+}
+
+# The tests of a kv sample: redis-benchmark's names, and ours.
+KV_TESTS=(PING_INLINE:ping_inline PING_MBULK:ping SET:set GET:get)
+
+# kv_sample SIDE CONNS PIPELINE: one redis-benchmark run against a fresh
+# server; records each test's requests per second under
+# kv_<test>_c<CONNS>[_p<PIPELINE>], or marks the side failed for all of
+# them. Appends a word to ROUND_LINE.
+kv_sample() {
+    local side=$1 conns=$2 pipe=$3 suffix="_c$2" n=$KV_N_ why="" t name rps out word=""
+    if ((pipe > 1)); then
+        suffix+="_p$pipe"
+        n=$KV_N_P_
+    fi
+    if ! launch_server "$side"; then
+        why=server-start
+    else
+        if ! run_child "$KV_LIMIT" redis-benchmark -h 127.0.0.1 -p "$PORT" -t ping,set,get \
+            -n "$n" -c "$conns" -P "$pipe" -q; then
+            # redis-benchmark exits 1 at the first error reply ("Error
+            # from server: ..." on stderr, shown by run_child).
+            why="redis-benchmark-$CHILD_FAIL"
+        else
+            # -q prints progress lines ended by \r, then one line per test:
+            # `SET: 123456.78 requests per second, p50=0.311 msec`.
+            out=$(tr '\r' '\n' <<<"$CHILD_OUT" | grep -E '^ *[A-Z_]+: [0-9.]+ requests per second' || true)
+            for t in "${KV_TESTS[@]}"; do
+                rps=$(awk -v t="${t%%:*}:" '$1 == t { print $2 }' <<<"$out")
+                if [[ -z $rps ]]; then
+                    why=no-result
+                    break
+                fi
+            done
+            if [[ $why == no-result ]]; then
+                echo "compare.sh: redis-benchmark printed no result against $side: $(tr '\r' '\n' <<<"$CHILD_OUT" | tail -n 4 | paste -sd'|')" >&2
+            fi
+        fi
+        server_alive "$side" || why=server-died
+    fi
+    stop_server "$SERVER_PID"
+    if [[ -n $why ]]; then
+        for t in "${KV_TESTS[@]}"; do FAILED[kv_${t#*:}$suffix/$side]=$why; done
+        ROUND_LINE+=" $side=failed($why)"
+        return
+    fi
+    for t in "${KV_TESTS[@]}"; do
+        name=${t#*:}
+        rps=$(awk -v t="${t%%:*}:" '$1 == t { print $2 }' <<<"$out")
+        record "kv_$name$suffix" "$side" "$rps"
+        word+="${word:+/}$name=${rps%.*}"
+    done
+    ROUND_LINE+=" $side=$word"
+}
+
+run_kv() {
+    local rounds=${KV_ROUNDS:-3} conns_list pipes round conns pipe side suffix t v
+    SERVER_KIND=kv
+    KV_N_=${KV_N:-100000}
+    KV_N_P_=${KV_N_P16:-1000000}
+    read -r -a conns_list <<<"${KV_CONNS:-50 1000}"
+    read -r -a pipes <<<"${KV_PIPELINES:-1 16}"
+    for v in "$rounds" "$KV_N_" "$KV_N_P_" "${conns_list[@]}" "${pipes[@]}"; do
+        [[ $v =~ ^[1-9][0-9]*$ ]] ||
+            die "KV_ROUNDS, KV_N, KV_N_P16, KV_CONNS and KV_PIPELINES must be positive numbers, not '$v'"
+    done
+    KV_MAX_CONNS=0
+    for conns in "${conns_list[@]}"; do ((conns <= KV_MAX_CONNS)) || KV_MAX_CONNS=$conns; done
+    # A sample runs 4 tests; even at 5,000 requests/s each it ends in time.
+    KV_LIMIT=$((60 + 4 * (KV_N_ > KV_N_P_ / 16 ? KV_N_ : KV_N_P_ / 16) / 5000))
+    command -v timeout >/dev/null || die "'timeout' (coreutils) is needed"
+    command -v redis-benchmark >/dev/null ||
+        die "no 'redis-benchmark' command: run 'bash benches/install-bench-deps.sh' to install it (Debian's redis-tools)"
+
+    local sides=(gort)
+    if ! cargo build --release -q --example kv_server; then
+        echo "compare.sh: cannot build gort's examples/kv_server: the gort side fails" >&2
+        for conns in "${conns_list[@]}"; do
+            for pipe in "${pipes[@]}"; do
+                suffix=_c$conns
+                ((pipe == 1)) || suffix+=_p$pipe
+                for t in "${KV_TESTS[@]}"; do FAILED[kv_${t#*:}$suffix/gort]=build; done
+            done
+        done
+    fi
+    go_peer kv
+    [[ -z $GO_BIN ]] || sides+=(go)
+    if command -v redis-server >/dev/null; then
+        sides+=(redis)
+        echo "# redis side: $(redis-server --version)" >&2
+    else
+        echo "compare.sh: no 'redis-server' command: skipping the redis side;" \
+            "run 'bash benches/install-bench-deps.sh' to install it (Debian's redis-server)" >&2
+    fi
+    raise_nofile "$KV_MAX_CONNS" KV_CONNS
+
+    echo "# redis-benchmark -t ping,set,get -q, 1 client thread, -n $KV_N_ (-n $KV_N_P_ with -P > 1) per test; $rounds rounds of: ${sides[*]}" >&2
+    for ((round = 1; round <= rounds; round++)); do
+        for conns in "${conns_list[@]}"; do
+            for pipe in "${pipes[@]}"; do
+                suffix=_c$conns
+                ((pipe == 1)) || suffix+=_p$pipe
+                ROUND_LINE="kv round $round/$rounds c$conns P$pipe:"
+                for side in "${sides[@]}"; do
+                    failed "kv_ping$suffix" "$side" && continue
+                    kv_sample "$side" "$conns" "$pipe"
+                done
+                echo "$ROUND_LINE" >&2
+            done
+        done
+    done
+    for conns in "${conns_list[@]}"; do
+        for pipe in "${pipes[@]}"; do
+            suffix=_c$conns
+            ((pipe == 1)) || suffix+=_p$pipe
+            for t in "${KV_TESTS[@]}"; do
+                if [[ ${t#*:} == ping_inline ]]; then
+                    report "kv_ping_inline$suffix" "${sides[@]}" >/dev/null # spread only
+                else
+                    report "kv_${t#*:}$suffix" "${sides[@]}"
+                fi
+            done
+        done
     done
 }
 
