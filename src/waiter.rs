@@ -198,9 +198,7 @@ impl Waiter {
         }
         this.claimed().expect("a woken waiter was claimed")
     }
-}
 
-impl Waiter {
     /// Called by a waiting G that is being unwound (runtime teardown)
     /// before it unlinks itself: a waker that claimed it meanwhile then
     /// finds it WOKEN and does not ready a G that is no longer parked.

@@ -65,6 +65,7 @@ pub use self::select::{
 use self::waitq::{Sudog, WaitQ};
 use crate::{
     sched::g::WaitReason,
+    time::deadline_after,
     waiter::{TIMEOUT, Waiter},
 };
 
@@ -514,12 +515,6 @@ pub struct Sender<T> {
 /// to receive until the channel is closed and drained.
 pub struct Receiver<T> {
     pub(crate) chan: Arc<Chan<T>>,
-}
-
-pub(crate) fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Length, capacity and state, shared by both halves.

@@ -111,29 +111,40 @@ impl<'a, T> RecvCase<'a, T> {
     pub fn take(&mut self) -> Result<T, RecvError> {
         self.result.take().expect("the selected case has a result")
     }
+
+    /// Tries the receive with the lock held: `Some(counterpart to wake)`
+    /// once it completed (a value, or closed), `None` if it must wait.
+    fn attempt(&mut self, st: &mut super::State<T>) -> Option<Option<*const Waiter>> {
+        match self.rx.chan.try_recv_locked(st) {
+            Attempt::Done(v, w) => {
+                self.result = Some(Ok(v));
+                Some(w)
+            }
+            Attempt::Closed(()) => {
+                self.result = Some(Err(RecvError));
+                Some(None)
+            }
+            Attempt::Blocked(()) => None,
+        }
+    }
 }
 
 impl<T> Case for RecvCase<'_, T> {
     fn poll(&mut self) -> bool {
-        let chan = &self.rx.chan;
+        let chan = self.rx.chan.clone();
         let mut st = chan.lock();
-        match chan.try_recv_locked(&mut st) {
-            Attempt::Done(v, w) => {
+        match self.attempt(&mut st) {
+            Some(w) => {
                 drop(st);
                 wake(w);
-                self.result = Some(Ok(v));
                 true
             }
-            Attempt::Closed(()) => {
-                self.result = Some(Err(RecvError));
-                true
-            }
-            Attempt::Blocked(()) => false,
+            None => false,
         }
     }
 
     fn register(&mut self, w: SelectWaiter, case: usize) -> Registered {
-        let chan = &self.rx.chan;
+        let chan = self.rx.chan.clone();
         let mut st = chan.lock();
         // SAFETY: the select's waiter outlives its cases' registrations.
         let waiter = unsafe { &*w.0 };
@@ -142,18 +153,13 @@ impl<T> Case for RecvCase<'_, T> {
             if !waiter.try_claim(case) {
                 return Registered::Lost;
             }
-            return match chan.try_recv_locked(&mut st) {
-                Attempt::Done(v, wk) => {
+            return match self.attempt(&mut st) {
+                Some(wk) => {
                     drop(st);
                     wake(wk);
-                    self.result = Some(Ok(v));
                     Registered::Completed
                 }
-                Attempt::Closed(()) => {
-                    self.result = Some(Err(RecvError));
-                    Registered::Completed
-                }
-                Attempt::Blocked(()) => Registered::Retry,
+                None => Registered::Retry,
             };
         }
         let sg = self.sg.insert(Sudog::new(w.0, case, None));
@@ -456,7 +462,7 @@ fn nanos_seed() -> u64 {
 /// `now + d`, saturating far in the future (for `after(d)` arms).
 #[doc(hidden)]
 pub fn deadline_after(d: Duration) -> Instant {
-    super::deadline_after(d)
+    crate::time::deadline_after(d)
 }
 
 /// Waits on several channel operations and runs the arm of the first that

@@ -497,7 +497,9 @@ impl Drop for Timer {
     }
 }
 
-fn deadline_after(d: Duration) -> Instant {
+/// `now + d`, saturating far in the future (timers, channel timeouts,
+/// `select!`'s `after`).
+pub(crate) fn deadline_after(d: Duration) -> Instant {
     Instant::now().checked_add(d).unwrap_or_else(far_future)
 }
 
