@@ -287,8 +287,13 @@ impl<T> Case for SendCase<'_, T> {
     }
 
     fn withdraw(&mut self) {
+        // Unlink in place first: until the channel lock says otherwise a
+        // counterpart may read the sudog, so it must not move (`take`
+        // would overwrite it while still linked).
+        if let Some(sg) = &self.sg {
+            self.tx.chan.unlink(sg, true);
+        }
         if let Some(sg) = self.sg.take() {
-            self.tx.chan.unlink(&sg, true);
             // Not sent: the value goes back for a retry.
             self.value = sg.slot.into_inner();
         }
