@@ -66,14 +66,15 @@ impl Gp {
 
 /// Parks the calling coroutine until [`goready`] is called on it.
 ///
-/// Runs `unlockf(gp)` on the scheduler's stack (g0) *after* this coroutine
-/// has left its own stack. If it returns `true` the coroutine stays parked;
+/// Runs `unlockf(gp)` *after* this coroutine has left its own stack: on
+/// the scheduler's stack (g0), or first thing in the coroutine this thread
+/// switches to directly when one is waiting to run next. If it returns `true` the coroutine stays parked;
 /// the callback must have published `gp` somewhere a waker will find it.
 /// If it returns `false` the coroutine resumes at once (the condition it
 /// waited for already holds). Because publication happens off-stack, a
 /// waker can never resume a coroutine that is still running.
 ///
-/// `unlockf` is moved to g0 before it runs, so the values it owns (a lock
+/// `unlockf` is moved off this stack before it runs, so the values it owns (a lock
 /// guard, an `Arc`) stay valid for its whole run.
 ///
 /// # Safety
@@ -81,7 +82,8 @@ impl Gp {
 ///   running on another thread: from then on the callback must not touch
 ///   anything on the coroutine's stack (data it merely *borrows* from the
 ///   caller's frame), only what it owns or what lives elsewhere.
-/// - `unlockf` must not park, and must not panic (it runs on the scheduler).
+/// - `unlockf` must not park, and must not panic (it runs on the scheduler
+///   or inside another coroutine's switch).
 ///
 /// # Panics
 /// Outside a coroutine.
@@ -95,8 +97,9 @@ pub unsafe fn gopark<F: FnOnce(Gp) -> bool>(unlockf: F, reason: WaitReason) {
 ///
 /// # Safety
 /// `gp` came from a `gopark` callback that returned `true`, and this is the
-/// one `goready` for that park (a second one aborts the process while the
-/// runtime lives, and is a use-after-free once it is dropped).
+/// one `goready` for that park (a second one, made after the first, aborts
+/// the process while the runtime lives; two racing calls or one after the
+/// runtime is dropped are undefined behaviour).
 pub unsafe fn goready(gp: Gp) {
     park::goready(gp.0);
 }

@@ -200,6 +200,57 @@ fn a_ping_pong_pair_cannot_starve_a_third() {
 }
 
 #[test]
+fn a_ping_pong_pair_cannot_starve_the_global_queue() {
+    // A G readied by a plain thread goes to the global queue. On one P, a
+    // pair handing off through runnext (directly, G to G) with nothing in
+    // the local queue must still let it in: the shared slice ends and the
+    // next one gives the global queue its turn.
+    with_timeout(60, || {
+        rt(1).block_on(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (atx, arx) = gort::chan::bounded::<u64>(0);
+            let (btx, brx) = gort::chan::bounded::<u64>(0);
+            let rounds = Arc::new(AtomicU64::new(0));
+            let (s2, r2) = (stop.clone(), rounds.clone());
+            let ping = gort::spawn(move || {
+                while !s2.load(Ordering::SeqCst) {
+                    atx.send(0).unwrap();
+                    brx.recv().unwrap();
+                    r2.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let pong = gort::spawn(move || {
+                for v in &arx {
+                    if btx.send(v + 1).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (wtx, wrx) = gort::chan::bounded::<()>(0);
+            let s3 = stop.clone();
+            let waiter = gort::spawn(move || {
+                wrx.recv().unwrap();
+                s3.store(true, Ordering::SeqCst);
+            });
+            while rounds.load(Ordering::Relaxed) < 1_000 {
+                gort::yield_now();
+            }
+            // A plain thread readies the waiter (global queue) while the
+            // pair runs; this coroutine leaves the P to them meanwhile.
+            gort::blocking(move || {
+                std::thread::spawn(move || wtx.send(()).unwrap())
+                    .join()
+                    .unwrap()
+            });
+            waiter.join().unwrap();
+            ping.join().unwrap();
+            pong.join().unwrap();
+            assert!(rounds.load(Ordering::Relaxed) >= 1_000);
+        })
+    });
+}
+
+#[test]
 fn a_blocking_call_hands_its_p_to_another_m() {
     with_timeout(60, || {
         rt(1).block_on(|| {

@@ -317,18 +317,20 @@ impl GRef {
     }
 
     /// Moves from `from` to `to`, aborting if the G was not in `from`.
+    ///
+    /// A load and a store, not a locked compare-and-swap: every transition
+    /// made through here has one owner at a time (the waker that won the
+    /// G's wait, or g0 for the G it just ran), so the check only catches a
+    /// second `goready` that does not race the first - which a CAS would
+    /// not make sound either, the G pointer being stale by then.
     #[inline(always)]
-    pub(crate) fn cas_status(self, from: GStatus, to: GStatus, what: &str) {
-        // AcqRel: pairs with the other side of the hand-over (gopark's
-        // publication, goready's wake-up).
-        if self
-            .g()
-            .status
-            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+    pub(crate) fn move_status(self, from: GStatus, to: GStatus, what: &str) {
+        // Acquire/Release: pairs with the other side of the hand-over
+        // (gopark's publication, goready's wake-up).
+        if self.g().status.load(Ordering::Acquire) != from as u8 {
             crate::util::fatal(what);
         }
+        self.g().status.store(to as u8, Ordering::Release);
     }
 
     pub(crate) fn id(self) -> u64 {

@@ -10,7 +10,7 @@ use std::{mem::ManuallyDrop, panic, ptr};
 
 use super::{
     g::{GRef, GStatus, WaitReason, getg},
-    m::M,
+    m::{M, getm},
 };
 use crate::arch::{self, StackPointer};
 
@@ -25,6 +25,7 @@ pub(crate) enum Req {
 }
 
 /// A type-erased `FnOnce(GRef) -> bool` living on the parking G's stack.
+#[derive(Clone, Copy)]
 pub(crate) struct ParkReq {
     call: unsafe fn(*mut u8, GRef) -> bool,
     data: *mut u8,
@@ -34,7 +35,8 @@ impl ParkReq {
     /// Runs the callback.
     ///
     /// # Safety
-    /// Once, on g0, while the G that made the request is off its stack.
+    /// Once, on g0 or on the G a direct hand-off switched to, while the G
+    /// that made the request is off its stack.
     pub(crate) unsafe fn call(&self, g: GRef) -> bool {
         // SAFETY: forwarded from this function's contract.
         unsafe { (self.call)(self.data, g) }
@@ -53,6 +55,20 @@ unsafe fn call_unlock<F: FnOnce(GRef) -> bool>(data: *mut u8, g: GRef) -> bool {
 /// The word g0 passes to resume a G that must unwind (runtime teardown).
 pub(crate) const UNWIND: usize = 1;
 
+/// Tag bit of the word a G is resumed with when another G switched to it
+/// directly: the rest is a pointer to a [`Handoff`]. (From g0 the word is
+/// an M pointer, 8-aligned, or `UNWIND`.)
+const HANDOFF: usize = 2;
+
+/// What a parking G leaves, on its stack, for the G it switches to
+/// directly; read once by that G before anything can reuse the stack.
+#[derive(Clone, Copy)]
+struct Handoff {
+    from: GRef,
+    park: ParkReq,
+    m: *const M,
+}
+
 /// The payload of a forced unwind.
 pub(crate) struct ForcedUnwind;
 
@@ -65,6 +81,27 @@ pub(crate) fn mcall(g: GRef, req: &Req) -> *const M {
     // SAFETY: g0 is the suspended context that resumed us; it reads `req`
     // before anything can overwrite it, and resumes us with its M or UNWIND.
     let t = unsafe { arch::jump(g0, ptr::from_ref(req) as usize) };
+    resumed(g, t)
+}
+
+/// What a G does first when it is resumed (every G suspends in `mcall`
+/// or in `gopark`'s direct hand-off, and resumes here): note the context
+/// that resumed it, finish the park of a G that handed off to it, or
+/// unwind at teardown. Returns the M it now runs on.
+#[inline]
+fn resumed(g: GRef, t: arch::Transfer) -> *const M {
+    if t.arg & HANDOFF != 0 {
+        // SAFETY: the G that switched to us left a Handoff on its stack,
+        // which stays untouched until its callback publishes it; we copy
+        // it out before running the callback.
+        let h = unsafe { ptr::read((t.arg & !HANDOFF) as *const Handoff) };
+        // SAFETY: the M we run on outlives this call; its runtime too.
+        let m = unsafe { &*h.m };
+        // SAFETY: the parking G is off its stack (saved at t.from); this
+        // is the one call of its callback.
+        unsafe { m.sched().finish_handoff(m, h.from, t.from, &h.park) };
+        return h.m;
+    }
     // SAFETY: resumed, we are running again and own our fields.
     unsafe { g.own() }.g0_sp = StackPointer::new(t.from);
     if t.arg == UNWIND {
@@ -78,7 +115,12 @@ pub(crate) fn mcall(g: GRef, req: &Req) -> *const M {
 /// # Safety
 /// See [`crate::rt::gopark`].
 pub(crate) unsafe fn gopark<F: FnOnce(GRef) -> bool>(unlockf: F, reason: WaitReason) {
-    let g = getg().expect("gopark called outside a coroutine");
+    let m = getm();
+    // SAFETY: a non-null M of this thread is live; we run on its thread.
+    let g = (!m.is_null())
+        .then(|| unsafe { (*m).local() }.curg)
+        .flatten()
+        .expect("gopark called outside a coroutine");
     // SAFETY: the running G owns itself.
     let own = unsafe { g.own() };
     if own.unwinding {
@@ -86,11 +128,28 @@ pub(crate) unsafe fn gopark<F: FnOnce(GRef) -> bool>(unlockf: F, reason: WaitRea
     }
     own.wait_reason = reason;
     let f = ManuallyDrop::new(unlockf);
-    let req = Req::Park(ParkReq {
+    let park = ParkReq {
         call: call_unlock::<F>,
         data: ptr::from_ref(&f).cast_mut().cast(),
-    });
-    mcall(g, &req);
+    };
+    // SAFETY: m is live (above).
+    let m = unsafe { &*m };
+    if let Some(next) = m.sched().handoff_next(m) {
+        // Direct hand-off: switch straight to the next G, which runs our
+        // callback once we are off this stack (`resumed`).
+        let h = Handoff { from: g, park, m };
+        // SAFETY: handoff_next made `next` ours and m's running G; it has
+        // a saved context. It returns to the same g0 we would have.
+        let t = unsafe {
+            let nown = next.own();
+            nown.g0_sp = own.g0_sp;
+            let sp = nown.sp.take().expect("a handed-off G has a context");
+            arch::jump(sp, ptr::from_ref(&h) as usize | HANDOFF)
+        };
+        resumed(g, t);
+        return;
+    }
+    mcall(g, &Req::Park(park));
 }
 
 /// Makes a parked G runnable; see [`crate::rt::goready`].
