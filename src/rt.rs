@@ -68,14 +68,16 @@ impl Gp {
 ///
 /// Runs `unlockf(gp)` *after* this coroutine has left its own stack: on
 /// the scheduler's stack (g0), or first thing in the coroutine this thread
-/// switches to directly when one is waiting to run next. If it returns `true` the coroutine stays parked;
-/// the callback must have published `gp` somewhere a waker will find it.
-/// If it returns `false` the coroutine resumes at once (the condition it
-/// waited for already holds). Because publication happens off-stack, a
-/// waker can never resume a coroutine that is still running.
+/// switches to directly when one is waiting to run next. If it returns
+/// `true` the coroutine stays parked; the callback must have published `gp`
+/// somewhere a waker will find it. If it returns `false` the coroutine is
+/// runnable again at once (the condition it waited for already holds): it
+/// resumes straight away, or next on this processor. Because publication
+/// happens off-stack, a waker can never resume a coroutine that is still
+/// running.
 ///
-/// `unlockf` is moved off this stack before it runs, so the values it owns (a lock
-/// guard, an `Arc`) stay valid for its whole run.
+/// `unlockf` is moved off this stack before it runs, so the values it
+/// owns (a lock guard, an `Arc`) stay valid for its whole run.
 ///
 /// # Safety
 /// - Once `unlockf` has published `gp`, the coroutine may already be
