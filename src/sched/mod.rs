@@ -171,6 +171,9 @@ pub(crate) struct Sched {
     pub(crate) shutdown: AtomicBool,
     /// When the runtime started: the origin of its nanosecond clock.
     pub(crate) start: Instant,
+    /// `start` on [`mono_ns`]'s clock (read right after it: the two agree
+    /// to within a clock read, far below any timer's resolution).
+    start_ns: u64,
     /// `GORT_DEBUG` settings.
     pub(crate) debug: Debug,
     /// Spawns and exits counted without a P (from plain threads, teardown);
@@ -210,6 +213,7 @@ impl Sched {
             spec,
             shutdown: AtomicBool::new(false),
             start: Instant::now(),
+            start_ns: mono_ns().unwrap_or(0),
             debug,
             spawned_outside: AtomicUsize::new(0),
             exited_outside: AtomicUsize::new(0),
@@ -219,8 +223,14 @@ impl Sched {
         })
     }
 
+    /// Nanoseconds since the runtime started (Go's nanotime), the clock of
+    /// timers and deadlines.
+    #[inline]
     pub(crate) fn nanotime(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
+        mono_ns().map_or_else(
+            || self.start.elapsed().as_nanos() as u64,
+            |now| now.saturating_sub(self.start_ns),
+        )
     }
 
     /// `t` on the runtime's nanosecond clock (0 for instants before the
@@ -800,6 +810,28 @@ impl Sched {
         // SAFETY: we are on m's thread.
         let p = unsafe { m.local() }.p?;
         (p.status() == PStatus::Running).then_some(p)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock `Instant` reads on Linux,
+/// without `Instant`'s checked arithmetic (`nanotime` runs on every
+/// schedule that has timers). `None` elsewhere: `Instant` is used then.
+#[inline]
+fn mono_ns() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always
+        // exists on Linux (vDSO, no system call).
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
     }
 }
 

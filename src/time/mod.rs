@@ -38,6 +38,7 @@
 pub(crate) mod heap;
 
 use std::{
+    mem::MaybeUninit,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -146,22 +147,28 @@ pub(crate) fn run_timers(sched: &Sched, p: &P, now: u64) -> usize {
     const BATCH: usize = 64;
     let mut fired = 0;
     loop {
-        let mut due: [Option<Entry<Fire>>; BATCH] = [const { None }; BATCH];
+        // Uninitialised: this runs on every schedule that finds a timer
+        // due, and an array of Options cost a 4 KiB memset and a 64-slot
+        // drop loop each time (a quarter of the timer benchmark's work).
+        let mut due: [MaybeUninit<Entry<Fire>>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
         let mut n = 0;
         {
             let Ok(mut h) = p.timers.heap.try_lock() else {
                 return fired; // someone else is running them
             };
             h.run_due(now, BATCH, Fire::is_live, |e| {
-                due[n] = Some(e);
+                due[n].write(e);
                 n += 1;
             });
             p.timers
                 .when0
                 .store(h.peek_when().unwrap_or(u64::MAX), Ordering::SeqCst);
         }
-        for e in due.iter_mut().take(n) {
-            fire(sched, p, e.take().expect("filled above"), now);
+        for e in &due[..n] {
+            // SAFETY: the first n slots were written above and each is
+            // read once (fire does not panic; if it did, the rest would
+            // leak, not be used).
+            fire(sched, p, unsafe { e.assume_init_read() }, now);
         }
         fired += n;
         if n < BATCH {
