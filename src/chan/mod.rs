@@ -420,18 +420,18 @@ impl<T> Chan<T> {
     ) -> (bool, Sudog<T>) {
         match deadline {
             None => {
-                let w = Waiter::new();
+                let w = Waiter::new_locked();
                 let sg = Sudog::new(&w, 0, slot);
                 // SAFETY: `sg` stays in this frame until the guard below has
                 // made sure it is unlinked.
                 unsafe { self.enqueue(&mut st, &sg, send) };
-                drop(st);
                 let guard = Unlinker {
                     chan: self,
                     sg: &sg,
                     send,
                 };
-                w.wait(WaitReason::Chan);
+                // The lock goes with the park (Go's chanparkcommit).
+                w.wait_locked(st, WaitReason::Chan);
                 std::mem::forget(guard); // a waker claimed and unlinked it
                 (false, sg)
             }
