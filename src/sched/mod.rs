@@ -835,6 +835,27 @@ fn mono_ns() -> Option<u64> {
     }
 }
 
+/// Marks `g` (off its stack) `Waiting` and runs its park callback; true
+/// if it stays parked. If the callback declines, `g` moves to `declined`
+/// (Running to resume it now, Runnable to queue it) and false is returned.
+///
+/// # Safety
+/// As [`ParkReq::call`].
+#[inline]
+unsafe fn park_commit(g: GRef, park: &ParkReq, declined: GStatus) -> bool {
+    g.set_status(GStatus::Waiting);
+    // SAFETY: forwarded from this function's contract.
+    if unsafe { park.call(g) } {
+        return true;
+    }
+    g.move_status(
+        GStatus::Waiting,
+        declined,
+        "runtime: parked G changed state",
+    );
+    false
+}
+
 /// Aborts with a clear message if `g` overran an unguarded stack (checked
 /// each time it switches away).
 #[inline]
@@ -1007,17 +1028,11 @@ impl Sched {
             let req = unsafe { &*(t.arg as *const Req) };
             match req {
                 Req::Park(park) => {
-                    g.set_status(GStatus::Waiting);
                     // SAFETY: called once, on g0, with the G off its stack.
-                    if unsafe { park.call(g) } {
+                    // If the callback declines, resume the G at once.
+                    if unsafe { park_commit(g, park, GStatus::Running) } {
                         return;
                     }
-                    // The callback declined: resume the G at once.
-                    g.move_status(
-                        GStatus::Waiting,
-                        GStatus::Running,
-                        "runtime: parked G changed state",
-                    );
                 }
                 Req::Yield => {
                     g.set_status(GStatus::Runnable);
@@ -1112,16 +1127,10 @@ impl Sched {
         check_canary(from, own);
         own.sp = StackPointer::new(sp);
         debug_assert!(own.sp.is_some(), "a parking G has a context");
-        from.set_status(GStatus::Waiting);
         // SAFETY: forwarded from this function's contract.
-        if unsafe { park.call(from) } {
+        if unsafe { park_commit(from, park, GStatus::Runnable) } {
             return;
         }
-        from.move_status(
-            GStatus::Waiting,
-            GStatus::Runnable,
-            "runtime: parked G changed state",
-        );
         // SAFETY: on m's thread.
         let p = unsafe { m.local() }
             .p
