@@ -5,7 +5,7 @@ mod support;
 
 use gort::{
     coro::{Builder, Coroutine, Yielder},
-    stack::{self, POOL_LIMIT},
+    stack::{self, POOL_KEEP, POOL_LIMIT},
 };
 
 /// Recurses until `bytes` of stack below `start` have been written.
@@ -52,6 +52,24 @@ fn pool_reuses_bounds_and_releases() {
     assert!(
         before - after >= 2 * 200 - 10,
         "mappings went from {before} to {after}"
+    );
+
+    // 2b. trim_pool gives back what lies beyond `keep`, unmapping it.
+    let before = support::mapping_count();
+    let released = stack::trim_pool(POOL_KEEP, usize::MAX);
+    assert_eq!(released, POOL_LIMIT - POOL_KEEP);
+    let s = stack::stats();
+    assert_eq!(s.pooled, POOL_KEEP);
+    assert_eq!(s.guarded_mapped, POOL_KEEP);
+    let after = support::mapping_count();
+    assert!(
+        before - after >= 2 * released - 10,
+        "mappings went from {before} to {after}"
+    );
+    assert_eq!(
+        stack::trim_pool(POOL_KEEP, usize::MAX),
+        0,
+        "nothing left to trim"
     );
 
     // 3. A stack used deeply gives its deep pages back when it is pooled.

@@ -123,6 +123,10 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 const LONG_RUN_NS: u64 = 10_000_000;
 /// sysmon polls the network itself when no M has for this long.
 const NETPOLL_AFTER_NS: u64 = 10_000_000;
+/// The stack pool is trimmed once nobody has asked it for a stack for this
+/// long (Go's scavenger, for stacks), [`TRIM_BATCH`] stacks per round.
+const POOL_IDLE_NS: u64 = 1_000_000_000;
+const TRIM_BATCH: usize = 256;
 
 fn sysmon(sched: &Sched, stop: &AtomicBool) {
     // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer
@@ -136,10 +140,19 @@ fn sysmon(sched: &Sched, stop: &AtomicBool) {
     let mut seen: Vec<Option<(u32, u64)>> = vec![None; sched.ps.len()];
     let mut last_long: Vec<u32> = vec![u32::MAX; sched.ps.len()];
     let mut next_trace = sched.debug.schedtrace_ms.saturating_mul(1_000_000);
+    let (mut takes, mut takes_since) = (crate::stack::takes(), sched.nanotime());
     while !stop.load(Ordering::Acquire) {
         std::thread::park_timeout(delay);
         let mut busy = false;
         let now = sched.nanotime();
+        // A stack pool nobody uses gives back what it holds beyond
+        // POOL_KEEP, a batch per round (munmaps here, off the Gs' path).
+        let t = crate::stack::takes();
+        if t != takes {
+            (takes, takes_since) = (t, now);
+        } else if now.saturating_sub(takes_since) >= POOL_IDLE_NS {
+            crate::stack::trim_pool(crate::stack::POOL_KEEP, TRIM_BATCH);
+        }
         for (p, seen) in sched.ps.iter().zip(seen.iter_mut()) {
             let tick = p.syscalltick.load(Ordering::Relaxed);
             if p.status() == PStatus::Syscall {

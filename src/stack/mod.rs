@@ -28,7 +28,12 @@
 //! # Reuse
 //! Freed stacks go to a pool (bounded by [`POOL_LIMIT`] per size and kind);
 //! beyond the bound guarded stacks are unmapped and unguarded ones have
-//! their pages released and return to their slab's free list. Before a stack
+//! their pages released and return to their slab's free list. The bound is
+//! high because releasing is dear (an munmap is a TLB shoot-down on every
+//! core the process runs on: a third of the timer benchmark's time when
+//! 10,000 coroutines ended with a bound of 1,024); a runtime's sysmon trims
+//! the pool back to [`POOL_KEEP`] once nobody has taken a stack from it for
+//! a second ([`trim_pool`] does it on demand). Before a stack
 //! is pooled, a probe word [`KEEP_BYTES`] below its top tells whether it was
 //! used deeper than that; if so its deep pages are released with
 //! `MADV_DONTNEED`, so a burst of deep recursion does not pin RSS forever.
@@ -48,7 +53,7 @@ use std::{
 
 use self::guard::GuardSlot;
 pub(crate) use self::guard::ensure_altstack;
-pub(crate) use self::pool::{put, take};
+pub(crate) use self::pool::{put, take, takes};
 
 /// Default usable size of a coroutine stack: 256 KiB of address space.
 ///
@@ -66,7 +71,18 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
 /// Most stacks of one size and kind kept for reuse.
-pub const POOL_LIMIT: usize = 1024;
+pub const POOL_LIMIT: usize = 16 * 1024;
+
+/// What an unused pool is trimmed back to, per size and kind.
+pub const POOL_KEEP: usize = 1024;
+
+/// Releases pooled stacks beyond `keep` per size and kind, at most `max`
+/// of them; returns how many were released. Sysmon calls it on a pool
+/// nobody has used for a second; call it to give memory and mappings back
+/// at once (after a burst of coroutines, say).
+pub fn trim_pool(keep: usize, max: usize) -> usize {
+    pool::trim(keep, max)
+}
 
 /// Top of a stack never released when it is pooled.
 pub const KEEP_BYTES: usize = 32 * 1024;

@@ -12,6 +12,14 @@ use super::{POOL_LIMIT, Stack, StackSpec};
 
 static POOL: Mutex<Vec<(StackSpec, Vec<Stack>)>> = Mutex::new(Vec::new());
 static POOLED: AtomicUsize = AtomicUsize::new(0);
+/// Calls of `take` ever (hits and misses): whether the pool is in use.
+static TAKES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many times a stack was asked of the pool; sysmon trims a pool
+/// whose count stands still.
+pub(crate) fn takes() -> usize {
+    TAKES.load(Ordering::Relaxed)
+}
 
 pub(super) fn pooled() -> usize {
     POOLED.load(Ordering::Relaxed)
@@ -19,6 +27,7 @@ pub(super) fn pooled() -> usize {
 
 /// A pooled stack of exactly `spec`, if there is one.
 pub(crate) fn take(spec: StackSpec) -> Option<Stack> {
+    TAKES.fetch_add(1, Ordering::Relaxed);
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     let s = pool.iter_mut().find(|(k, _)| *k == spec)?.1.pop()?;
     POOLED.fetch_sub(1, Ordering::Relaxed);
@@ -44,6 +53,22 @@ pub(crate) fn put(stack: Stack) {
         drop(pool);
         drop(stack);
     }
+}
+
+/// Releases pooled stacks beyond `keep` per spec, at most `max`; the
+/// releases happen after the lock is dropped.
+pub(super) fn trim(keep: usize, max: usize) -> usize {
+    let stacks: Vec<Stack> = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (_, list) in pool.iter_mut() {
+            let n = list.len().saturating_sub(keep).min(max - out.len());
+            out.extend(list.drain(list.len() - n..));
+        }
+        out
+    };
+    POOLED.fetch_sub(stacks.len(), Ordering::Relaxed);
+    stacks.len()
 }
 
 /// Releases every pooled stack; returns how many. Called when a new
