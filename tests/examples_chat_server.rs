@@ -14,44 +14,9 @@ use std::{
     net::{SocketAddr, TcpStream},
     sync::{Arc, Condvar, Mutex},
     thread,
-    time::Duration,
 };
 
-use gort::net::TcpListener;
-
-const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// The server in a 2-P runtime on this thread's side; `stop` closes the
-/// listener and waits for `serve` to return.
-struct Server {
-    rt: gort::Runtime,
-    addr: SocketAddr,
-    listener: Arc<TcpListener>,
-    serving: Option<gort::JoinHandle<std::io::Result<()>>>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let rt = support::rt(2);
-        let listener = Arc::new(rt.block_on(|| TcpListener::bind("127.0.0.1:0").unwrap()));
-        let addr = listener.local_addr().unwrap();
-        let l = listener.clone();
-        let serving = Some(rt.spawn(move || chat_server::serve(&l)));
-        Server {
-            rt,
-            addr,
-            listener,
-            serving,
-        }
-    }
-
-    fn stop(mut self) {
-        self.listener.close();
-        let r = self.serving.take().unwrap().join().unwrap();
-        assert!(r.is_ok(), "serve returned {r:?}");
-        drop(self.rt);
-    }
-}
+use support::{ExampleServer as Server, WATCHDOG};
 
 /// A line-oriented chat client.
 struct Client {
@@ -109,7 +74,7 @@ impl Client {
 #[test]
 fn join_talk_leave() {
     support::with_timeout(60, || {
-        let server = Server::start();
+        let server = Server::start(chat_server::serve);
         let mut alice = Client::join(server.addr, "alice", &[]);
         let mut bob = Client::join(server.addr, "bob", &["alice"]);
         alice.expect("* bob joined");
@@ -189,7 +154,7 @@ struct Progress {
 #[test]
 fn a_client_that_never_reads_is_disconnected_not_waited_for() {
     support::with_timeout(120, || {
-        let server = Server::start();
+        let server = Server::start(chat_server::serve);
         let mut alice = Client::join(server.addr, "alice", &[]);
         let mut bob = Client::join(server.addr, "bob", &["alice"]);
         alice.expect("* bob joined");

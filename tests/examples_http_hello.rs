@@ -12,12 +12,10 @@ mod http_hello;
 
 use std::{
     io::{ErrorKind, Read, Write},
-    net::{SocketAddr, TcpStream},
-    sync::Arc,
-    time::Duration,
+    net::TcpStream,
 };
+use support::ExampleServer as Server;
 
-use gort::net::TcpListener;
 use http_hello::{BODY, Session, http_date};
 
 const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
@@ -236,43 +234,16 @@ fn bad_requests() {
 // ---------------------------------------------------------------------
 // Over TCP
 
-const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// The server in a 2-P runtime, listening on a free loopback port.
-struct Server {
-    rt: gort::Runtime,
-    addr: SocketAddr,
-    listener: Arc<TcpListener>,
-    serving: Option<gort::JoinHandle<std::io::Result<()>>>,
+/// A client connection to the example's server.
+fn connect(server: &Server) -> Conn {
+    Conn {
+        s: server.connect_std(),
+        buf: Vec::new(),
+    }
 }
 
-impl Server {
-    fn start() -> Server {
-        let rt = support::rt(2);
-        let listener = Arc::new(rt.block_on(|| TcpListener::bind("127.0.0.1:0").unwrap()));
-        let addr = listener.local_addr().unwrap();
-        let l = listener.clone();
-        let serving = Some(rt.spawn(move || http_hello::serve(&l)));
-        Server {
-            rt,
-            addr,
-            listener,
-            serving,
-        }
-    }
-
-    fn connect(&self) -> Conn {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(WATCHDOG)).unwrap();
-        s.set_write_timeout(Some(WATCHDOG)).unwrap();
-        Conn { s, buf: Vec::new() }
-    }
-
-    fn stop(mut self) {
-        self.listener.close();
-        assert!(self.serving.take().unwrap().join().unwrap().is_ok());
-        drop(self.rt);
-    }
+fn start() -> Server {
+    Server::start(http_hello::serve)
 }
 
 /// A client connection with its unparsed input.
@@ -330,10 +301,10 @@ const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
 #[test]
 fn tcp_keep_alive_pipelining_close() {
     support::with_timeout(60, || {
-        let server = Server::start();
+        let server = start();
 
         // Keep-alive: several requests, one at a time, on one connection.
-        let mut c = server.connect();
+        let mut c = connect(&server);
         for _ in 0..5 {
             c.send(GET);
             let r = c.response(false);
@@ -378,14 +349,14 @@ fn tcp_keep_alive_pipelining_close() {
         c.expect_eof();
 
         // HTTP/1.0 without keep-alive: one response, then EOF.
-        let mut c = server.connect();
+        let mut c = connect(&server);
         c.send(b"GET / HTTP/1.0\r\n\r\n");
         let r = c.response(false);
         assert_hello(&r, 0);
         c.expect_eof();
 
         // HTTP/1.0 with keep-alive: stays open.
-        let mut c = server.connect();
+        let mut c = connect(&server);
         for _ in 0..3 {
             c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
             let r = c.response(false);
@@ -394,7 +365,7 @@ fn tcp_keep_alive_pipelining_close() {
         }
 
         // Malformed: 400, then close (after the good one before it).
-        let mut c = server.connect();
+        let mut c = connect(&server);
         let mut batch = GET.to_vec();
         batch.extend_from_slice(b"GET / HTTP/1.1\r\nHost localhost\r\n\r\n");
         c.send(&batch);
@@ -413,8 +384,8 @@ fn tcp_many_connections() {
     // A few dozen clients at once, each with a few keep-alive requests:
     // one coroutine per connection, none waiting on another.
     support::with_timeout(60, || {
-        let server = Server::start();
-        let mut conns: Vec<Conn> = (0..50).map(|_| server.connect()).collect();
+        let server = start();
+        let mut conns: Vec<Conn> = (0..50).map(|_| connect(&server)).collect();
         for round in 0..3 {
             for c in conns.iter_mut() {
                 c.send(GET);

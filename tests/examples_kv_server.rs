@@ -14,15 +14,15 @@ mod kv_server;
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::TcpStream,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
+use support::ExampleServer as Server;
 
-use gort::net::TcpListener;
 use kv_server::{Cond, Expiry, IncrError, Session, Store, parse_i64};
 
 // ---------------------------------------------------------------------
@@ -585,52 +585,23 @@ fn store_api() {
 // ---------------------------------------------------------------------
 // Over TCP
 
-const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// The server in a 2-P runtime, listening on a free loopback port.
-struct Server {
-    rt: gort::Runtime,
-    addr: SocketAddr,
-    listener: Arc<TcpListener>,
-    serving: Option<gort::JoinHandle<std::io::Result<()>>>,
+/// A client connection to the example's server.
+fn connect(server: &Server) -> Conn<TcpStream> {
+    Conn {
+        s: server.connect_std(),
+        buf: Vec::new(),
+    }
 }
 
-impl Server {
-    fn start() -> Server {
-        let rt = support::rt(2);
-        let listener = Arc::new(rt.block_on(|| TcpListener::bind("127.0.0.1:0").unwrap()));
-        let addr = listener.local_addr().unwrap();
-        let l = listener.clone();
-        let serving = Some(rt.spawn(move || kv_server::serve(&l, Arc::new(Store::new()))));
-        Server {
-            rt,
-            addr,
-            listener,
-            serving,
-        }
-    }
-
-    fn connect(&self) -> Conn<TcpStream> {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(WATCHDOG)).unwrap();
-        s.set_write_timeout(Some(WATCHDOG)).unwrap();
-        Conn { s, buf: Vec::new() }
-    }
-
-    /// Closes the listener; `serve` returns (after stopping its sweeper).
-    fn stop(mut self) {
-        self.listener.close();
-        let r = self.serving.take().unwrap().join().unwrap();
-        assert!(r.is_ok(), "serve returned {r:?}");
-        drop(self.rt);
-    }
+fn start() -> Server {
+    Server::start(|l| kv_server::serve(l, Arc::new(Store::new())))
 }
 
 #[test]
 fn tcp_every_command() {
     support::with_timeout(60, || {
-        let server = Server::start();
-        let mut c = server.connect();
+        let server = start();
+        let mut c = connect(&server);
         assert_eq!(c.call("PING"), Simple("PONG".into()));
         assert_eq!(c.call("PING hi"), bulk("hi"));
         assert_eq!(c.call("ECHO hello"), bulk("hello"));
@@ -688,7 +659,7 @@ fn tcp_every_command() {
         c.send(&encode(&[b"GET", b"\0\r\n"]));
         assert_eq!(c.reply(), Bulk(Some(b"\r\n\0".to_vec())));
         // A second connection sees the same data.
-        let mut d = server.connect();
+        let mut d = connect(&server);
         assert_eq!(d.call("DBSIZE"), Int(1));
         // QUIT: OK, then the server closes.
         assert_eq!(c.call("QUIT"), ok());
@@ -702,8 +673,8 @@ fn tcp_every_command() {
 #[test]
 fn tcp_pipelining() {
     support::with_timeout(60, || {
-        let server = Server::start();
-        let mut c = server.connect();
+        let server = start();
+        let mut c = connect(&server);
         // 100 commands in one write, answered in order: each reply names
         // its request.
         let mut batch = Vec::new();
@@ -751,8 +722,8 @@ fn tcp_pipelining() {
 #[test]
 fn tcp_inline_and_big_values() {
     support::with_timeout(60, || {
-        let server = Server::start();
-        let mut c = server.connect();
+        let server = start();
+        let mut c = connect(&server);
         // Inline, as typed into telnet (or sent by PING_INLINE).
         c.send(b"PING\r\nSET greeting \"hello world\"\r\nGET greeting\nEXISTS greeting nope\r\n");
         assert_eq!(c.reply(), Simple("PONG".into()));
@@ -778,13 +749,13 @@ fn tcp_inline_and_big_values() {
 #[test]
 fn tcp_protocol_error_closes() {
     support::with_timeout(60, || {
-        let server = Server::start();
+        let server = start();
         for (bad, msg) in [
             (&b"*1\r\n$x\r\n"[..], "invalid bulk length"),
             (b"*2\r\n$3\r\nGET\r\n:1\r\n", "expected '$', got ':'"),
             (b"GET \"a\r\n", "unbalanced quotes in request"),
         ] {
-            let mut c = server.connect();
+            let mut c = connect(&server);
             let mut input = cmd("SET a 1");
             input.extend_from_slice(bad);
             input.extend_from_slice(&cmd("GET a")); // after the error: ignored
@@ -794,7 +765,7 @@ fn tcp_protocol_error_closes() {
             c.expect_eof();
         }
         // The server is still fine.
-        assert_eq!(server.connect().call("GET a"), bulk("1"));
+        assert_eq!(connect(&server).call("GET a"), bulk("1"));
         server.stop();
     });
 }
@@ -802,8 +773,8 @@ fn tcp_protocol_error_closes() {
 #[test]
 fn tcp_expiry_real_clock() {
     support::with_timeout(60, || {
-        let server = Server::start();
-        let mut c = server.connect();
+        let server = start();
+        let mut c = connect(&server);
         // A short PX: the key is there, then gone. Polled with a bound,
         // not slept on: a loaded machine only makes it take longer.
         let set_at = Instant::now();
@@ -852,7 +823,7 @@ fn concurrent_incr_is_exact() {
     const CLIENTS: usize = 50;
     const EACH: usize = 200;
     support::with_timeout(120, || {
-        let server = Server::start();
+        let server = start();
         let addr = server.addr;
         let mut seen: Vec<i64> = server.rt.block_on(move || {
             let clients: Vec<_> = (0..CLIENTS)
@@ -884,7 +855,7 @@ fn concurrent_incr_is_exact() {
             seen.iter().copied().eq(1..=total),
             "values lost or repeated"
         );
-        assert_eq!(server.connect().call("GET hits"), bulk(&total.to_string()));
+        assert_eq!(connect(&server).call("GET hits"), bulk(&total.to_string()));
         server.stop();
     });
 }
@@ -894,11 +865,11 @@ fn tcp_client_vanishing_mid_request() {
     // A client that sends half a request and leaves: the server drops the
     // connection and goes on.
     support::with_timeout(60, || {
-        let server = Server::start();
-        let mut c = server.connect();
+        let server = start();
+        let mut c = connect(&server);
         c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc");
         drop(c);
-        let mut d = server.connect();
+        let mut d = connect(&server);
         assert_eq!(d.call("GET k"), nil());
         assert_eq!(d.call("PING"), Simple("PONG".into()));
         server.stop();

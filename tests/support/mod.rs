@@ -85,3 +85,52 @@ pub fn rt(procs: usize) -> gort::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// How long a client of an example server waits on a read or write before
+/// the test calls it a stall.
+pub const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// An example's `serve` loop in a 2-P runtime, listening on a free
+/// loopback port (the TCP tests of the example servers).
+pub struct ExampleServer {
+    pub rt: gort::Runtime,
+    pub addr: std::net::SocketAddr,
+    listener: std::sync::Arc<gort::net::TcpListener>,
+    serving: Option<gort::JoinHandle<std::io::Result<()>>>,
+}
+
+impl ExampleServer {
+    /// Binds, then runs `serve` on the listener in a coroutine.
+    pub fn start(
+        serve: impl FnOnce(&gort::net::TcpListener) -> std::io::Result<()> + Send + 'static,
+    ) -> ExampleServer {
+        let rt = rt(2);
+        let listener = std::sync::Arc::new(
+            rt.block_on(|| gort::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+        );
+        let addr = listener.local_addr().unwrap();
+        let l = listener.clone();
+        let serving = Some(rt.spawn(move || serve(&l)));
+        ExampleServer {
+            rt,
+            addr,
+            listener,
+            serving,
+        }
+    }
+
+    /// A plain std client connection with the watchdog timeouts.
+    pub fn connect_std(&self) -> std::net::TcpStream {
+        let s = std::net::TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(WATCHDOG)).unwrap();
+        s.set_write_timeout(Some(WATCHDOG)).unwrap();
+        s
+    }
+
+    /// Closes the listener; `serve` must return Ok, then the runtime goes.
+    pub fn stop(mut self) {
+        self.listener.close();
+        let r = self.serving.take().unwrap().join().unwrap();
+        assert!(r.is_ok(), "serve returned {r:?}");
+    }
+}
