@@ -105,22 +105,20 @@ use crate::{
 const G_CHUNK: usize = 32;
 const G_CHUNK_MAX: usize = 2 * 1024 * 1024 / std::mem::size_of::<g::G>();
 
-/// Spins up to ~3 µs while `victim`'s runnext still holds `next`;
-/// returns what it holds then (null or another G: leave it).
+/// Sleeps ~3 µs (Go's runqgrab `usleep(3)`), then returns what `victim`'s
+/// runnext holds if it is still `next` (null otherwise: leave it). The
+/// sleep, not a spin: the M stays counted as spinning meanwhile, so the
+/// hand-off pair it watches does not wake another M on every ready, and
+/// it does not poll the pair's cache line. (The kernel's timer slack makes
+/// the sleep tens of µs, as it does for Go.)
 #[cold]
 fn wait_for_runnext(victim: &P, next: *mut g::G) -> *mut g::G {
-    let start = Instant::now();
-    loop {
-        for _ in 0..64 {
-            std::hint::spin_loop();
-        }
-        let now = victim.runnext.load(Ordering::Acquire);
-        if now != next {
-            return std::ptr::null_mut();
-        }
-        if start.elapsed() >= std::time::Duration::from_micros(3) {
-            return now;
-        }
+    std::thread::sleep(std::time::Duration::from_micros(3));
+    let now = victim.runnext.load(Ordering::Acquire);
+    if now == next {
+        now
+    } else {
+        std::ptr::null_mut()
     }
 }
 
