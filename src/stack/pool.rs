@@ -27,8 +27,9 @@ pub(super) fn pooled() -> usize {
 
 /// A pooled stack of exactly `spec`, if there is one.
 pub(crate) fn take(spec: StackSpec) -> Option<Stack> {
-    TAKES.fetch_add(1, Ordering::Relaxed);
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    // Written only under the pool lock: a plain increment, no locked op.
+    TAKES.store(TAKES.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     let s = pool.iter_mut().find(|(k, _)| *k == spec)?.1.pop()?;
     POOLED.fetch_sub(1, Ordering::Relaxed);
     Some(s)
@@ -74,10 +75,5 @@ pub(super) fn trim(keep: usize, max: usize) -> usize {
 /// Releases every pooled stack; returns how many. Called when a new
 /// mapping fails, so idle stacks do not hold mappings a live one needs.
 pub(super) fn drain() -> usize {
-    let stacks: Vec<Stack> = {
-        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        pool.iter_mut().flat_map(|(_, v)| v.drain(..)).collect()
-    };
-    POOLED.fetch_sub(stacks.len(), Ordering::Relaxed);
-    stacks.len()
+    trim(0, usize::MAX)
 }
