@@ -283,6 +283,77 @@ fn peer_reset_is_connection_reset_on_read() {
     });
 }
 
+/// One round of a stream whose end arrives right behind its last data: the
+/// server reads a short "x", acknowledges it, and reads again (parking
+/// first, as after any short read); the client then sends "yz" and ends
+/// the stream at once (`reset`: with an RST instead of a FIN), so the data
+/// and the end usually come in one poller event. Returns what the server
+/// read and how its reading ended.
+fn stream_end_behind_data(rt: &gort::Runtime, reset: bool, wait: bool) -> (Vec<u8>, ErrorKind) {
+    let (l, addr) = rt.block_on(listen);
+    let server = rt.spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        // A hang would fail here, not stall the test.
+        s.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return (got, ErrorKind::UnexpectedEof),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got == b"x" {
+                        s.write_all(b"k").unwrap();
+                    }
+                }
+                Err(e) => return (got, e.kind()),
+            }
+        }
+    });
+    // The client is this plain thread.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"x").unwrap();
+    let mut ack = [0u8; 1];
+    c.read_exact(&mut ack).unwrap();
+    if wait {
+        wait_parked(rt, 1);
+    }
+    if reset {
+        c.set_linger(Some(Duration::ZERO)).unwrap();
+        c.write_all(b"yz").unwrap();
+        drop(c);
+    } else {
+        c.write_all(b"yz").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+    }
+    server.join().unwrap()
+}
+
+#[test]
+fn the_end_of_a_stream_right_behind_its_last_data_is_seen_after_a_short_read() {
+    support::with_timeout(120, || {
+        let rt = support::rt(2);
+        for round in 0..200 {
+            let (got, end) = stream_end_behind_data(&rt, false, round % 2 == 0);
+            assert_eq!(
+                (got.as_slice(), end),
+                (&b"xyz"[..], ErrorKind::UnexpectedEof),
+                "round {round}: the stream must end with all its data and EOF"
+            );
+            let (got, end) = stream_end_behind_data(&rt, true, round % 2 == 0);
+            assert!(
+                b"xyz".starts_with(&got) && got.starts_with(b"x"),
+                "round {round}: read {got:?}"
+            );
+            assert_eq!(
+                end,
+                ErrorKind::ConnectionReset,
+                "round {round}: a reset ends the stream with ConnectionReset"
+            );
+        }
+    });
+}
+
 #[test]
 fn close_wakes_a_blocked_reader_from_another_coroutine() {
     support::with_timeout(20, || {

@@ -90,11 +90,25 @@ impl Socket {
         self.closed_eof(n, len)
     }
 
-    /// `readv(2)`, waiting for data.
-    pub(crate) fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    /// `read(2)` of a stream socket, waiting for data (see
+    /// [`PollFd::read_stream`] for how it waits after a short read).
+    pub(crate) fn read_stream(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        let _g = self.rlock.lock();
+        let n = self.pfd.read_stream(len, |fd| {
+            // SAFETY: `buf` is valid for writes of its length.
+            cvt_size(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+        })?;
+        self.closed_eof(n, len)
+    }
+
+    /// `readv(2)` of a stream socket, waiting for data (as
+    /// [`Socket::read_stream`]).
+    pub(crate) fn read_stream_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let cnt = bufs.len().min(IOV_MAX);
         let len = bufs[..cnt].iter().map(|b| b.len()).sum();
-        let n = self.read_io(|fd| {
+        let _g = self.rlock.lock();
+        let n = self.pfd.read_stream(len, |fd| {
             // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix, and
             // each one is valid for writes of its length.
             cvt_size(unsafe { libc::readv(fd, bufs.as_mut_ptr().cast(), cnt as libc::c_int) })

@@ -250,11 +250,11 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.recv(buf, 0)
+        self.sock.read_stream(buf)
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.sock.recv_vectored(bufs)
+        self.sock.read_stream_vectored(bufs)
     }
 }
 

@@ -196,6 +196,7 @@ impl Poller {
                     readable,
                     writable,
                     error: bits == libc::EPOLLERR,
+                    hangup: bits & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0,
                 });
             }
         }

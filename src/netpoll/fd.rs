@@ -13,6 +13,19 @@
 //!   runs `poll(2)` in slices of at most [`THREAD_POLL_SLICE`], re-reading
 //!   the deadline and the closed flag between slices, so moving a deadline
 //!   or closing from elsewhere takes effect within a slice.
+//!
+//! # Reading a stream after a short read
+//! A read of a stream socket that returns less than asked drained the
+//! receive queue at that moment, so with edge-triggered readiness anything
+//! that arrives later raises a new edge. The next read of a coroutine
+//! therefore parks first and reads once woken (or at once if readiness is
+//! pending), instead of trying a read that would fail with `EAGAIN`: one
+//! system call less per request in a request/response loop (tokio clears
+//! its readiness on a short read for the same reason). The hint (`drained`)
+//! is dropped whenever readiness is consumed without a read that drains
+//! (any wait for reading), and it is not used once the poller has reported
+//! a hang-up (`PollDesc::read_closed`): the edge that announced the end of
+//! the stream may be the one that woke the short read, and no other comes.
 
 use std::{
     io,
@@ -69,6 +82,9 @@ pub(crate) struct PollFd {
     fd: OwnedFd,
     reg: OnceLock<Reg>,
     closed: AtomicBool,
+    /// The last stream read was short (see the module comment). Touched
+    /// only under the socket's read lock.
+    drained: AtomicBool,
     /// Read and write deadlines, as set (for waits that do not park).
     deadlines: Mutex<[Option<Instant>; 2]>,
 }
@@ -126,6 +142,7 @@ impl PollFd {
             fd,
             reg: OnceLock::new(),
             closed: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
             deadlines: Mutex::new([None, None]),
         };
         if let Some((_, sched)) = sched::current() {
@@ -275,8 +292,43 @@ impl PollFd {
         }
     }
 
+    /// Reads from a stream socket with `f`, which asks for `len` bytes: as
+    /// [`PollFd::io`], except that after a short read the next one waits
+    /// for readiness first (see the module comment). Callers hold the
+    /// socket's read lock.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        f: impl FnMut(RawFd) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.drained.swap(false, Ordering::Relaxed)
+            && let Some(pd) = self.park_here()
+            && !pd.read_closed()
+        {
+            self.prepare(Mode::Read)?;
+            self.wait(Mode::Read)?;
+        }
+        let n = self.io(Mode::Read, f)?;
+        if n > 0 && n < len {
+            self.drained.store(true, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+
+    /// The pollDesc the calling coroutine would park on, if it is a
+    /// coroutine of the runtime this descriptor is registered with.
+    fn park_here(&self) -> Option<&PollDesc> {
+        let reg = self.reg.get()?;
+        let (_, sched) = sched::current()?;
+        std::ptr::eq(&*reg.sched, sched).then(|| reg.pd())
+    }
+
     /// Waits until `mode` may be ready (Go's pollDesc.wait).
     pub(crate) fn wait(&self, mode: Mode) -> io::Result<()> {
+        if mode == Mode::Read {
+            // Readiness is consumed here without a read that drains.
+            self.drained.store(false, Ordering::Relaxed);
+        }
         // A G being unwound by teardown cannot park; every other G of a
         // runtime parks, even while it shuts down (its M then stops, and
         // teardown unwinds it): blocking its thread in poll(2) instead would

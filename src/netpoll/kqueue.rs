@@ -209,6 +209,7 @@ impl Poller {
                     readable,
                     writable,
                     error: ev.flags as u16 == libc::EV_ERROR as u16,
+                    hangup: readable && (eof || ev.flags as u16 & libc::EV_ERROR as u16 != 0),
                 });
             }
         }

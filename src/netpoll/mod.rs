@@ -176,6 +176,10 @@ impl NetPoll {
             if (pd.fdseq.load(Ordering::Acquire) & 0xffff) != ev.token >> ADDR_BITS {
                 return; // stale: for an earlier owner of the descriptor
             }
+            if ev.hangup {
+                // Before the unblock, so a reader it wakes sees it.
+                pd.set_read_closed();
+            }
             if ev.readable
                 && let Some(g) = pd.unblock(Mode::Read, true)
             {
@@ -214,6 +218,9 @@ pub(crate) struct Event {
     pub(crate) writable: bool,
     /// Only an error was reported (Go's setEventErr).
     pub(crate) error: bool,
+    /// The peer will send nothing more: it shut down its side or reset the
+    /// connection, or an error is pending (EPOLLRDHUP/HUP/ERR, EV_EOF).
+    pub(crate) hangup: bool,
 }
 
 #[cfg(test)]

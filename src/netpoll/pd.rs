@@ -28,6 +28,14 @@
 //! `lock`. `fdseq` is bumped on every reuse: the poller's token carries it,
 //! so an event for an earlier owner of this descriptor is ignored.
 //!
+//! # Read side closed
+//! `read_closed` is sticky until reuse: the poller sets it, before waking
+//! the reader, when an event says the peer will send nothing more (it shut
+//! down or reset, or an error is pending). After a short read a stream
+//! reader parks before reading again (`PollFd::read_stream`): that is only
+//! safe while no hang-up edge may have been consumed already, which is
+//! what this flag tells it.
+//!
 //! `unblock(ioready = false)` (close, deadline) never creates `READY`: the
 //! waiter wakes to `NIL` and then reads the error state. Errors (`closing`,
 //! an expired deadline) are re-checked *after* the CAS to `WAIT`: the error
@@ -73,6 +81,8 @@ pub(crate) struct PollDesc {
     closing: AtomicBool,
     read_expired: AtomicBool,
     write_expired: AtomicBool,
+    /// The peer sends nothing more (see the module comment).
+    read_closed: AtomicBool,
     /// Deadline sequence numbers (see the module comment).
     rseq: AtomicU64,
     wseq: AtomicU64,
@@ -234,6 +244,19 @@ impl PollDesc {
         )
     }
 
+    /// Records a hang-up event (see the module comment); called by the
+    /// poller before it unblocks the reader.
+    pub(crate) fn set_read_closed(&self) {
+        // SeqCst: a reader that does not see it yet is woken by the unblock
+        // that follows (its CAS to WAIT and our CAS are in one order).
+        self.read_closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a hang-up event was seen since the descriptor was opened.
+    pub(crate) fn read_closed(&self) -> bool {
+        self.read_closed.load(Ordering::SeqCst)
+    }
+
     /// Marks a direction's deadline as passed and wakes its waiter.
     pub(crate) fn expire(&self, mode: Mode) -> Option<GRef> {
         self.expired(mode).store(true, Ordering::SeqCst);
@@ -284,6 +307,7 @@ impl PollDesc {
         self.closing.store(false, Ordering::SeqCst);
         self.read_expired.store(false, Ordering::SeqCst);
         self.write_expired.store(false, Ordering::SeqCst);
+        self.read_closed.store(false, Ordering::SeqCst);
         self.rg.store(PD_NIL, Ordering::SeqCst);
         self.wg.store(PD_NIL, Ordering::SeqCst);
     }

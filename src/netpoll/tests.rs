@@ -35,7 +35,8 @@ fn readiness_is_reported_with_the_token_edge_triggered() {
             token: 42,
             readable: false,
             writable: true,
-            error: false
+            error: false,
+            hangup: false,
         }]
     );
     assert!(
@@ -53,14 +54,14 @@ fn readiness_is_reported_with_the_token_edge_triggered() {
     let mut buf = [0u8; 8];
     assert_eq!(a.read(&mut buf).unwrap(), 2);
     b.write_all(b"again").unwrap();
-    assert!(
-        poll_now(&p).iter().any(|e| e.readable),
-        "new data is a new edge"
-    );
+    let ev = poll_now(&p);
+    assert!(ev.iter().any(|e| e.readable), "new data is a new edge");
+    assert!(!ev.iter().any(|e| e.hangup), "data alone is no hang-up");
     drop(b);
+    let ev = poll_now(&p);
     assert!(
-        poll_now(&p).iter().any(|e| e.readable),
-        "the peer hanging up reads as readable"
+        ev.iter().any(|e| e.readable && e.hangup),
+        "the peer hanging up reads as readable, and as a hang-up: {ev:?}"
     );
 }
 
