@@ -122,6 +122,18 @@ fn wait_for_runnext(victim: &P, next: *mut g::G) -> *mut g::G {
     }
 }
 
+/// What an M does after `netpoll_block`.
+enum Polled {
+    /// Run this G (the M holds a P again).
+    Run(GRef),
+    /// It holds a P again: look for work.
+    Again,
+    /// Nothing to do: park the M.
+    Park,
+    /// The runtime is shutting down.
+    Shutdown,
+}
+
 /// Hand-offs through `runnext` that share one time slice.
 pub(crate) const RUNNEXT_STREAK: u32 = 64;
 
@@ -671,9 +683,10 @@ impl Sched {
             // Block in the poller until the earliest timer, if there is
             // anything to wait for and no other M does it.
             match self.netpoll_block(ml) {
-                Some(true) => continue 'top,
-                Some(false) => {}
-                None => return None,
+                Polled::Run(g) => return Some((g, false)),
+                Polled::Again => continue 'top,
+                Polled::Park => {}
+                Polled::Shutdown => return None,
             }
             // Park until startm hands us a P (and maybe the spinning role,
             // already counted by wakep).
@@ -685,22 +698,24 @@ impl Sched {
 
     /// For an M without a P that found nothing to do: if Gs wait on the
     /// network or timers are armed and no other M is blocked in the
-    /// poller, blocks in `netpoll` until the earliest timer, then injects
-    /// what became ready. `Some(true)`: it took an idle P (installed in
-    /// `ml`), look for work again; `Some(false)`: nothing to do, park;
-    /// `None`: shutdown.
-    fn netpoll_block(&self, ml: &mut m::MLocal) -> Option<bool> {
+    /// poller, blocks in `netpoll` until the earliest timer, then takes an
+    /// idle P if there is one (installed in `ml`). With a P it keeps one
+    /// ready G to run itself, as Go's findrunnable does, and injects the
+    /// rest (a single ready G must not go to the global queue with another
+    /// M woken for it while this one, holding a P, finds nothing); without
+    /// one it injects them all.
+    fn netpoll_block(&self, ml: &mut m::MLocal) -> Polled {
         let np = &self.netpoll;
         if !np.has_waiters() && crate::time::earliest(self) == u64::MAX {
-            return Some(false);
+            return Polled::Park;
         }
         // SeqCst: pairs with wake_netpoller (see there).
         if np.blocked.swap(true, Ordering::SeqCst) {
-            return Some(false); // another M is the poller
+            return Polled::Park; // another M is the poller
         }
         if self.shutdown.load(Ordering::Acquire) {
             np.blocked.store(false, Ordering::SeqCst);
-            return None;
+            return Polled::Shutdown;
         }
         let until = crate::time::earliest(self);
         np.poll_until.store(until, Ordering::SeqCst);
@@ -718,14 +733,28 @@ impl Sched {
             }
             None => false,
         };
-        // With a P, the Gs go to its queue (and idle Ps); without, to the
-        // global queue with Ms started for idle Ps.
+        let mine = if got_p { list.pop() } else { None };
+        // With a P, the rest go to its queue (and idle Ps); without, all
+        // go to the global queue with Ms started for idle Ps.
         self.injectglist(ml.p, &mut list);
         ml.glist = list;
-        if self.shutdown.load(Ordering::Acquire) {
-            return None;
+        if let Some(g) = mine {
+            g.move_status(
+                GStatus::Waiting,
+                GStatus::Runnable,
+                "runtime: netpoll readied a G that is not waiting",
+            );
+            if !self.shutdown.load(Ordering::Acquire) {
+                return Polled::Run(g);
+            }
+            // Shutting down: queued like the rest, for the teardown.
+            let p = ml.p.expect("mine implies a P");
+            self.runqput(p, g, false);
         }
-        Some(got_p)
+        if self.shutdown.load(Ordering::Acquire) {
+            return Polled::Shutdown;
+        }
+        if got_p { Polled::Again } else { Polled::Park }
     }
 
     /// Steals from the other Ps, in random order, `runnext` and due timers
