@@ -289,11 +289,7 @@ impl Sched {
             return;
         }
         for g in list.iter() {
-            g.move_status(
-                GStatus::Waiting,
-                GStatus::Runnable,
-                "runtime: netpoll readied a G that is not waiting",
-            );
+            netpoll_readied(*g);
         }
         let n = if p.is_some() {
             self.npidle.load(Ordering::SeqCst).min(list.len())
@@ -332,11 +328,7 @@ impl Sched {
             .store(self.nanotime(), Ordering::Relaxed);
         let first = list.pop();
         if let Some(g) = first {
-            g.move_status(
-                GStatus::Waiting,
-                GStatus::Runnable,
-                "runtime: netpoll readied a G that is not waiting",
-            );
+            netpoll_readied(g);
             self.injectglist(ml.p, &mut list);
         }
         ml.glist = list;
@@ -739,11 +731,7 @@ impl Sched {
         self.injectglist(ml.p, &mut list);
         ml.glist = list;
         if let Some(g) = mine {
-            g.move_status(
-                GStatus::Waiting,
-                GStatus::Runnable,
-                "runtime: netpoll readied a G that is not waiting",
-            );
+            netpoll_readied(g);
             if !self.shutdown.load(Ordering::Acquire) {
                 return Polled::Run(g);
             }
@@ -860,6 +848,16 @@ fn mono_ns() -> Option<u64> {
     {
         None
     }
+}
+
+/// `Waiting → Runnable` for a G the poller returned.
+#[inline]
+fn netpoll_readied(g: GRef) {
+    g.move_status(
+        GStatus::Waiting,
+        GStatus::Runnable,
+        "runtime: netpoll readied a G that is not waiting",
+    );
 }
 
 /// Marks `g` (off its stack) `Waiting` and runs its park callback; true
