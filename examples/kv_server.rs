@@ -18,8 +18,8 @@
 //! | `c.(*net.TCPConn).SetNoDelay(true)` (Go's default) | `conn.set_nodelay(true)`                           |
 //! | `bufio.NewReaderSize(c, 16<<10)`                | one 16 KiB read buffer per connection, reused (grown for a big request) |
 //! | `bufio.Writer`, flushed when `r.Buffered() == 0` | one output buffer per connection: every reply to what one `read` returned, in one `write` |
-//! | `type shard struct { mu sync.Mutex; m map[string]entry }` | `gort::sync::Mutex<Shard>` holding a `HashMap<Box<[u8]>, Entry>` |
-//! | `shards [64]shard`, picked by the key's hash    | [`Store`]: [`SHARDS`] shards, picked by the key's hash |
+//! | `type shard struct { mu sync.Mutex; m map[string]entry }` | `gort::sync::Mutex<Shard>` holding a `HashMap<Box<[u8]>, Entry>` (foldhash, as Go's map hashes with AES) |
+//! | `shards [64]shard`, picked by `maphash.Bytes(seed, key)` | [`Store`]: [`SHARDS`] shards, picked by a seeded foldhash of the key |
 //! | `if e.exp != 0 && e.exp <= now { delete(m, k) }` | lazy expiry on every access, plus [`Store::sweep`]   |
 //! | `ticker := time.NewTicker(100 * time.Millisecond)` | `gort::time::Ticker::new(SWEEP_EVERY)`             |
 //! | `select { case <-done: return; case <-ticker.C: sweep() }` | `gort::select! { recv(stop) -> _ => return, recv(ticker.c()) -> _ => ... }` |
