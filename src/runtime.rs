@@ -304,10 +304,18 @@ fn teardown(sched: &Sched) {
             .clone();
         let mut finished_any = false;
         for g in gs {
-            if !matches!(g.status(), GStatus::Runnable | GStatus::Waiting) {
+            // Take the G by compare-and-swap: a plain thread may be waking
+            // it right now (`Sched::ready_outside`); whoever moves the
+            // status first owns it. (A G it readied is Runnable and taken
+            // on a later pass.)
+            let was = g.status();
+            if !matches!(was, GStatus::Runnable | GStatus::Waiting) {
                 continue;
             }
-            finished_any = true;
+            finished_any = true; // (a lost race is retried on the next pass)
+            if !g.try_move_status(was, GStatus::Running) {
+                continue;
+            }
             // SAFETY: every M is stopped: this thread owns every G.
             let own = unsafe { g.own() };
             let Some(sp) = own.sp else {
@@ -321,7 +329,6 @@ fn teardown(sched: &Sched) {
                 continue;
             };
             own.unwinding = true;
-            g.set_status(GStatus::Running);
             // SAFETY: the pseudo M is this thread's and only it touches it.
             unsafe { pseudo.local() }.curg = Some(g);
             // SAFETY: `sp` is the G's saved context; resumed with UNWIND it
@@ -348,6 +355,9 @@ fn teardown(sched: &Sched) {
         }
     }
     setm(outer);
+    // A plain thread may still be inside a wake-up of a G unwound above
+    // (past its waiter, not yet past the G): let it finish before the Gs go.
+    sched.quiesce_outside_wakes();
     // Drain the queues (only finished Gs are left in them) and free.
     let (gs, chunks) = std::mem::take(&mut *sched.allgs.lock().unwrap_or_else(|e| e.into_inner()));
     for p in sched.ps.iter() {

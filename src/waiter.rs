@@ -24,6 +24,17 @@
 //! thread may already have returned and freed it. For threads the waker
 //! therefore clones the `Thread` handle before publishing WOKEN.
 //!
+//! # Runtime teardown
+//! Dropping a runtime resumes its parked coroutines with a forced unwind,
+//! without a waker's claim, while a plain thread may be waking one of them
+//! (it claimed the waiter under the queue lock, then released the lock to
+//! call `wake`). Two rules make that race harmless: the unwinding G, after
+//! unlinking itself, waits in [`Waiter::quiesce`] until a waker that
+//! claimed it has set `done` (its last access to the waiter, which lives on
+//! the G's stack); and the waker's `ready` of a G the teardown took first
+//! is dropped (`Sched::ready_outside`), counted so the teardown frees no G
+//! before every such wake-up has finished.
+//!
 //! # Parking under the queue lock (Go's `chanparkcommit`)
 //! A coroutine that waits on one queue with no deadline ([`Waiter::new_locked`],
 //! [`Waiter::wait_locked`]) keeps the queue's lock until it is off its stack:
@@ -38,7 +49,7 @@ use std::{
     cell::UnsafeCell,
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
     },
     thread::Thread,
     time::Instant,
@@ -68,6 +79,9 @@ pub(crate) struct Waiter {
     /// A coroutine parked under its queue's lock (see the module comment):
     /// `g` is set from the start, claims and wakes skip the atomics.
     direct: bool,
+    /// Set by a waker of a parked coroutine as its last access to the
+    /// waiter (see "Runtime teardown" in the module comment).
+    done: AtomicBool,
 }
 
 // SAFETY: `g` is written once by the parking G before PARKED (Release) and
@@ -100,6 +114,7 @@ impl Waiter {
             thread,
             sched,
             direct: false,
+            done: AtomicBool::new(false),
         }
     }
 
@@ -114,6 +129,7 @@ impl Waiter {
                 thread: None,
                 sched: Some(s),
                 direct: true,
+                done: AtomicBool::new(false),
             },
             None => Waiter::new(),
         }
@@ -151,35 +167,51 @@ impl Waiter {
     /// The caller won `try_claim` on this waiter and calls this once; it
     /// must not touch the waiter afterwards.
     pub(crate) unsafe fn wake(&self, next: bool) {
-        if self.direct {
-            // The G let go of the queue lock only once parked, and we found
-            // it under that lock: it is parked. (WOKEN here means it is
-            // being unwound at teardown: leave it.)
-            if self.park.load(Ordering::Acquire) != WOKEN {
-                // SAFETY: `g` was set at creation and never changes.
-                let g = unsafe { *self.g.get() }.expect("a direct waiter has its G");
-                // SAFETY: a G's runtime outlives it.
-                let sched = unsafe { &*g.g().sched };
-                sched.ready(g, next);
-            }
-            return;
-        }
         if let Some(t) = &self.thread {
             let t = t.clone();
             self.park.store(WOKEN, Ordering::Release);
             t.unpark();
             return;
         }
-        if self.park.swap(WOKEN, Ordering::AcqRel) == PARKED {
-            // SAFETY: PARKED was published after `g` was written, and only
-            // we saw PARKED: the G stays parked until we ready it.
-            let g = unsafe { *self.g.get() }.expect("a parked waiter has its G");
-            // SAFETY: a G's runtime outlives it.
-            let sched = unsafe { &*g.g().sched };
-            sched.ready(g, next);
+        let sched = self.sched.expect("a coroutine waiter knows its runtime");
+        // Without a P of the G's runtime (a plain thread, mostly) the
+        // wake-up may race with the teardown: keep it counted until we are
+        // past the G too.
+        let p = sched.current_p();
+        let _in = p.is_none().then(|| sched.outside_wake());
+        let g = if self.direct {
+            // The G let go of the queue lock only once parked, and we found
+            // it under that lock: it is parked. (WOKEN here means it is
+            // being unwound at teardown: leave it.)
+            let abandoned = self.park.load(Ordering::Acquire) == WOKEN;
+            // SAFETY: `g` was set at creation and never changes.
+            let g = unsafe { *self.g.get() }.expect("a direct waiter has its G");
+            self.done.store(true, Ordering::Release);
+            (!abandoned).then_some(g)
+        } else {
+            match self.park.swap(WOKEN, Ordering::AcqRel) {
+                // The G has not parked yet; its gopark callback sees WOKEN
+                // and it does not park (nor can it be unwound here).
+                EMPTY => return,
+                PARKED => {
+                    // SAFETY: PARKED was published after `g` was written, and
+                    // only we saw PARKED: the G stays parked until we ready
+                    // it.
+                    let g = unsafe { *self.g.get() }.expect("a parked waiter has its G");
+                    self.done.store(true, Ordering::Release);
+                    Some(g)
+                }
+                // Abandoned by a G being unwound at teardown.
+                _ => {
+                    self.done.store(true, Ordering::Release);
+                    None
+                }
+            }
+        };
+        // Past the waiter: it may be gone once `done` is seen.
+        if let Some(g) = g {
+            sched.ready_on(p, g, next);
         }
-        // EMPTY: the G has not parked yet; its gopark callback sees WOKEN
-        // and it does not park.
     }
 
     /// Blocks until woken (the caller has made the waiter findable).
@@ -278,6 +310,19 @@ impl Waiter {
     /// finds it WOKEN and does not ready a G that is no longer parked.
     pub(crate) fn abandon(&self) {
         self.park.store(WOKEN, Ordering::Release);
+    }
+
+    /// Called by a waiting G that is being unwound, once it has unlinked
+    /// itself (under its queue's lock, so a claim made before is visible):
+    /// if a waker claimed it, waits until that waker is done with the
+    /// waiter, which lives in the frame about to be unwound.
+    pub(crate) fn quiesce(&self) {
+        if self.thread.is_some() || self.claimed().is_none() {
+            return;
+        }
+        while !self.done.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
     }
 }
 

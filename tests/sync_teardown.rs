@@ -147,3 +147,95 @@ fn dropping_a_runtime_with_coroutines_parked_on_sync_primitives() {
     p.cond.notify_all();
     assert_eq!(format!("{:?}", p.cond), "Cond { waiters: 0 }");
 }
+
+/// Plain threads keep waking coroutines (sending to the channels they are
+/// parked on) while the runtime is dropped: a wake-up that races with the
+/// teardown unwinding the same coroutine must be absorbed, never abort the
+/// process ("goready of a G that is not waiting") or resume a G twice.
+#[test]
+fn plain_threads_waking_coroutines_while_the_runtime_is_dropped() {
+    with_timeout(120, || {
+        for round in 0..100 {
+            let rt = rt(2);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let received = Arc::new(AtomicUsize::new(0));
+            let mut senders = Vec::new();
+            for _ in 0..32 {
+                let (tx, rx) = gort::chan::bounded::<u64>(0);
+                let received = received.clone();
+                drop(rt.spawn(move || {
+                    while rx.recv().is_ok() {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }));
+                senders.push(tx);
+            }
+            let threads: Vec<_> = (0..2)
+                .map(|t| {
+                    let senders = senders.clone();
+                    let stop = stop.clone();
+                    std::thread::spawn(move || {
+                        let mut i = t;
+                        while !stop.load(Ordering::Relaxed) {
+                            let _ = senders[i % senders.len()].try_send(i as u64);
+                            i += 1;
+                        }
+                    })
+                })
+                .collect();
+            // Let the senders get going, then drop the runtime under them.
+            while received.load(Ordering::Relaxed) < 100 {
+                std::thread::yield_now();
+            }
+            drop(rt);
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(received.load(Ordering::Relaxed) >= 100, "round {round}");
+        }
+    });
+}
+
+/// The same race on a `Mutex`: plain threads unlocking hand the lock (and
+/// a wake-up) to coroutines parked in `lock` while the runtime is dropped;
+/// afterwards the mutex still works for the threads.
+#[test]
+fn plain_threads_unlocking_to_coroutines_while_the_runtime_is_dropped() {
+    with_timeout(120, || {
+        for round in 0..100 {
+            let rt = rt(2);
+            let m = Arc::new(Mutex::new(0u64));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for _ in 0..32 {
+                let m = m.clone();
+                drop(rt.spawn(move || {
+                    loop {
+                        *m.lock() += 1;
+                        gort::yield_now();
+                    }
+                }));
+            }
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let (m, stop) = (m.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            *m.lock() += 1;
+                        }
+                    })
+                })
+                .collect();
+            while *m.lock() < 1_000 {
+                std::thread::yield_now();
+            }
+            drop(rt);
+            let after = *m.lock();
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(*m.lock() >= after, "round {round}");
+        }
+    });
+}

@@ -480,10 +480,14 @@ pub(crate) struct Unlinker<'a, T> {
 
 impl<T> Drop for Unlinker<'_, T> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let unwinding = std::thread::panicking();
+        if unwinding {
             self.sg.waiter().abandon();
         }
         self.chan.unlink(self.sg, self.send);
+        if unwinding {
+            self.sg.waiter().quiesce();
+        }
     }
 }
 

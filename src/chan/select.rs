@@ -321,14 +321,17 @@ struct Withdraw<'c, 'a> {
 
 impl Drop for Withdraw<'_, '_> {
     fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Some(w) = self.waiter
-        {
+        let unwinding = std::thread::panicking().then_some(self.waiter).flatten();
+        if let Some(w) = unwinding {
             // SAFETY: the waiter is alive while the select runs.
             unsafe { &*w }.abandon();
         }
         for c in self.cases.iter_mut() {
             c.withdraw();
+        }
+        if let Some(w) = unwinding {
+            // SAFETY: as above.
+            unsafe { &*w }.quiesce();
         }
     }
 }

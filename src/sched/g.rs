@@ -333,6 +333,16 @@ impl GRef {
         self.g().status.store(to as u8, Ordering::Release);
     }
 
+    /// Moves from `from` to `to` with a compare-and-swap; false if the G
+    /// was not in `from`. For the transitions two parties may race for:
+    /// a plain thread's wake-up against the teardown taking parked Gs.
+    pub(crate) fn try_move_status(self, from: GStatus, to: GStatus) -> bool {
+        self.g()
+            .status
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     pub(crate) fn id(self) -> u64 {
         self.g().id.load(Ordering::Relaxed)
     }

@@ -197,6 +197,17 @@ pub(crate) struct Sched {
     pub(crate) sysmon_backed_off: AtomicBool,
     /// This runtime's network poller and pollcache.
     pub(crate) netpoll: NetPoll,
+    /// Wake-ups in flight from threads that are not Ms (`outside_wake`).
+    outside_wakes: AtomicUsize,
+}
+
+/// An outside wake-up in flight; see [`Sched::outside_wake`].
+pub(crate) struct OutsideWake<'a>(&'a Sched);
+
+impl Drop for OutsideWake<'_> {
+    fn drop(&mut self) {
+        self.0.outside_wakes.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 // SAFETY: all shared state is atomic or behind locks; P and M guard their
@@ -227,6 +238,7 @@ impl Sched {
             debug,
             spawned_outside: AtomicUsize::new(0),
             exited_outside: AtomicUsize::new(0),
+            outside_wakes: AtomicUsize::new(0),
             sysmon_thread: std::sync::OnceLock::new(),
             sysmon_backed_off: AtomicBool::new(false),
             netpoll: NetPoll::new()?,
@@ -791,13 +803,19 @@ impl Sched {
 
     /// Makes `g` runnable; for a G parked by gopark.
     pub(crate) fn ready(&self, g: GRef, next: bool) {
-        g.move_status(
-            GStatus::Waiting,
-            GStatus::Runnable,
-            "runtime: goready of a G that is not waiting",
-        );
-        match self.current_p() {
+        self.ready_on(self.current_p(), g, next);
+    }
+
+    /// `ready` for a caller that looked up `current_p` already.
+    #[inline]
+    pub(crate) fn ready_on(&self, p: Option<&'static P>, g: GRef, next: bool) {
+        match p {
             Some(p) => {
+                g.move_status(
+                    GStatus::Waiting,
+                    GStatus::Runnable,
+                    "runtime: goready of a G that is not waiting",
+                );
                 self.runqput(p, g, next);
                 if next {
                     self.wakep_after_runnext();
@@ -805,7 +823,37 @@ impl Sched {
                     self.wakep();
                 }
             }
-            None => self.global_put(g),
+            None => self.ready_outside(g),
+        }
+    }
+
+    /// `ready` from a thread without a P (a plain thread, or the teardown).
+    /// While the runtime is being dropped, the teardown takes parked Gs
+    /// without a waker's claim, so the status moves by compare-and-swap
+    /// and a wake-up that loses to the teardown is dropped (the G is being
+    /// unwound) instead of aborting.
+    #[cold]
+    fn ready_outside(&self, g: GRef) {
+        let _in = self.outside_wake();
+        if g.try_move_status(GStatus::Waiting, GStatus::Runnable) {
+            self.global_put(g);
+        } else if !self.is_shutting_down() {
+            crate::util::fatal("runtime: goready of a G that is not waiting");
+        }
+    }
+
+    /// Counts a wake-up by a thread that is not an M of this runtime while
+    /// it runs: the teardown waits for none to be in flight before it
+    /// frees the Gs (see `runtime::teardown`).
+    pub(crate) fn outside_wake(&self) -> OutsideWake<'_> {
+        self.outside_wakes.fetch_add(1, Ordering::SeqCst);
+        OutsideWake(self)
+    }
+
+    /// Waits until no outside wake-up is in flight (teardown only).
+    pub(crate) fn quiesce_outside_wakes(&self) {
+        while self.outside_wakes.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
         }
     }
 

@@ -344,6 +344,8 @@ where
                 let granted = self.slot.waiter().claimed() == Some(0);
                 abandon(&mut s, self.node, granted, &mut wakes);
             }
+            // A waker that claimed us may still be inside its wake.
+            self.slot.waiter().quiesce();
             wakes.wake_all();
         }
     }
