@@ -20,9 +20,12 @@
 //!   way out is `goready`, called once by that owner.
 //! - `Dead`: finished; g0 returns its stack and puts it on a free list.
 //!
-//! Transitions into and out of `Waiting` are checked with a CAS, and a wrong
+//! Transitions out of `Waiting` are checked (a load and a store on an M,
+//! which owns the transition; a CAS from a thread without a P), and a wrong
 //! state aborts (`runtime: goready of a G that is not waiting`): a double
-//! wake-up is a bug that must not go unnoticed.
+//! wake-up is a bug that must not go unnoticed. The one exception is the
+//! runtime's teardown, which takes `Waiting` and `Runnable` Gs by CAS to
+//! unwind them: a plain thread's wake-up that loses that race is dropped.
 
 use std::{
     cell::UnsafeCell,
