@@ -305,7 +305,8 @@ impl PollFd {
             && let Some(pd) = self.park_here()
             && !pd.read_closed()
         {
-            self.prepare(Mode::Read)?;
+            // The pollDesc's wait checks for close and an expired deadline
+            // first (Go's prepareRead), so no separate `prepare` here.
             self.wait(Mode::Read)?;
         }
         let n = self.io(Mode::Read, f)?;
