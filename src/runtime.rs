@@ -118,7 +118,9 @@ fn procs_from_env() -> io::Result<usize> {
     }
 }
 
-/// Parses `GORT_DEBUG`: comma-separated `schedtrace=MS`, `longrun`.
+/// Parses `GORT_DEBUG`: comma-separated `schedtrace=MS`, `longrun`, and
+/// `guardpages=mprotect|regions` (read by the stack layer itself, see
+/// `stack::guard_regions`; checked here).
 fn debug_from_env() -> io::Result<Debug> {
     let mut d = Debug::default();
     let Ok(v) = std::env::var("GORT_DEBUG") else {
@@ -135,11 +137,12 @@ fn debug_from_env() -> io::Result<Debug> {
                 })?;
             }
             None if item == "longrun" => d.longrun = true,
+            Some(("guardpages", "mprotect" | "regions")) => {}
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
-                        "gort: GORT_DEBUG: unknown setting {item:?} (known: schedtrace=MS, longrun)"
+                        "gort: GORT_DEBUG: unknown setting {item:?} (known: schedtrace=MS, longrun, guardpages=mprotect|regions)"
                     ),
                 ));
             }

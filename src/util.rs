@@ -15,6 +15,17 @@ pub(crate) fn fatal(msg: &str) -> ! {
     unsafe { libc::abort() }
 }
 
+/// The value of the `name=VALUE` item of `GORT_DEBUG` (comma separated),
+/// if there is one. For settings outside a runtime (the stack layer);
+/// `Runtime::build` validates the whole variable.
+pub(crate) fn debug_setting(name: &str) -> Option<String> {
+    let v = std::env::var("GORT_DEBUG").ok()?;
+    v.split(',')
+        .filter_map(|item| item.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
 /// Prints a one-line warning from the runtime to stderr.
 #[cold]
 pub(crate) fn warn(msg: &str) {

@@ -4,7 +4,7 @@
 mod support;
 
 use gort::coro::{Builder, Coroutine, Yielder};
-use support::{is_child, killed_by, run_in_child};
+use support::{MPROTECT_GUARDS, is_child, killed_by, run_in_child, run_in_child_with};
 
 #[inline(never)]
 fn recurse_forever(n: u64) -> u64 {
@@ -34,18 +34,32 @@ fn expect_abort_with(name: &str, needle: &str) {
 fn guard_page_overflow_is_reported_and_aborts() {
     const NAME: &str = "guard_page_overflow_is_reported_and_aborts";
     if !is_child(NAME) {
-        // The id printed is the coroutine's: the child prints it first.
-        let out = run_in_child(NAME);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(killed_by(&out), Some(libc::SIGABRT), "stderr:\n{stderr}");
-        let id = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("child coroutine id "))
-            .expect("child printed its coroutine id");
-        let want = format!("coroutine {id} has overflowed its stack (stack size 65536 bytes)");
-        assert!(stderr.contains(&want), "stderr lacks {want:?}:\n{stderr}");
+        // Both guard mechanisms: kernel guard regions (where the kernel has
+        // them) and a mapping of its own with an mprotected page.
+        for env in [&[][..], &[MPROTECT_GUARDS]] {
+            // The id printed is the coroutine's: the child prints it first.
+            let out = run_in_child_with(NAME, env);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                killed_by(&out),
+                Some(libc::SIGABRT),
+                "{env:?} stderr:\n{stderr}"
+            );
+            let id = stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("child coroutine id "))
+                .expect("child printed its coroutine id");
+            let want = format!("coroutine {id} has overflowed its stack (stack size 65536 bytes)");
+            assert!(
+                stderr.contains(&want),
+                "{env:?} stderr lacks {want:?}:\n{stderr}"
+            );
+        }
         return;
     }
+    // A neighbour below in the same slab (guard regions): the overflow
+    // must still hit this stack's own guard, not run into the neighbour.
+    let _below = Coroutine::<(), (), u64>::with_stack_size(64 * 1024, |_, ()| 0).unwrap();
     let mut co =
         Coroutine::<(), (), u64>::with_stack_size(64 * 1024, |_, ()| recurse_forever(0)).unwrap();
     eprintln!("child coroutine id {}", co.id());
@@ -102,8 +116,11 @@ fn unguarded_overflow_is_caught_by_the_canary() {
         .stack_size(64 * 1024)
         .stack_guard(false)
         .build(|y: &Yielder<(), ()>, ()| {
+            // The top is page aligned and this frame lies within its
+            // first page; the canary is 64 KiB below the top.
             let here = 0u8;
-            let bottom = (&raw const here as usize & !(64 * 1024 - 1)) as *mut u64;
+            let top = (&raw const here as usize).next_multiple_of(4096);
+            let bottom = (top - 64 * 1024) as *mut u64;
             // SAFETY: deliberately clobbers our own canary (the lowest bytes
             // of this stack), simulating an overflow that reached it.
             unsafe { bottom.write_volatile(0xdead_beef) };
@@ -149,10 +166,13 @@ fn mmap_failure_is_an_error_naming_the_cause() {
     let msg = err.to_string();
     assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory, "{msg}");
     assert!(
-        msg.contains("vm.max_map_count") && msg.contains("sysctl"),
+        msg.contains("vm.max_map_count") && msg.contains("sysctl") && msg.contains("ulimit -v"),
         "{msg}"
     );
-    assert!(msg.contains("stack_guard(false)"), "{msg}");
+    if !gort::stack::guard_regions() {
+        // A stack per mapping: unguarded stacks, which share, are the way out.
+        assert!(msg.contains("stack_guard(false)"), "{msg}");
+    }
     // Nothing leaked: freeing what we made lets us make them again.
     let n = made.len();
     drop(made);
@@ -166,8 +186,11 @@ fn mmap_failure_is_an_error_naming_the_cause() {
 fn the_mapping_limit_is_an_error_and_recoverable() {
     const NAME: &str = "the_mapping_limit_is_an_error_and_recoverable";
     if !is_child(NAME) {
-        return support::assert_child_succeeds(NAME);
+        // Guarded stacks of their own mapping (the mechanism without kernel
+        // guard regions), which are what the mapping limit bounds.
+        return support::assert_child_succeeds_with(NAME, &[MPROTECT_GUARDS]);
     }
+    assert!(!gort::stack::guard_regions());
     // Really exhaust vm.max_map_count with guarded stacks (two mappings each).
     let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .unwrap()
@@ -214,6 +237,104 @@ fn the_mapping_limit_is_an_error_and_recoverable() {
     // Everything was released: the full count fits again.
     let again: Vec<_> = (0..limit / 2 - 1000)
         .map(|_| Coroutine::<(), (), ()>::with_stack_size(16 * 1024, |_, ()| ()).unwrap())
+        .collect();
+    drop(again);
+}
+
+/// vm.max_map_count of this machine, or None (with a note) when it is too
+/// high to exhaust in a test.
+fn map_count_limit() -> Option<usize> {
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if limit > 300_000 {
+        eprintln!("skipped: vm.max_map_count is {limit}; exhausting it would take too long");
+        return None;
+    }
+    Some(limit)
+}
+
+#[test]
+fn guarded_stacks_with_guard_regions_are_not_bounded_by_the_mapping_limit() {
+    const NAME: &str = "guarded_stacks_with_guard_regions_are_not_bounded_by_the_mapping_limit";
+    if !is_child(NAME) {
+        return support::assert_child_succeeds(NAME);
+    }
+    if !gort::stack::guard_regions() {
+        eprintln!("skipped: this kernel has no guard regions (MADV_GUARD_INSTALL)");
+        return;
+    }
+    let Some(limit) = map_count_limit() else {
+        return;
+    };
+    // More guarded stacks alive at once than a mapping each would allow...
+    let n = limit / 2 + 2_000;
+    let maps = support::mapping_count();
+    let mut made: Vec<_> = (0..n)
+        .map(|_| {
+            Builder::new()
+                .stack_size(16 * 1024)
+                .build(|y: &Yielder<(), ()>, ()| y.suspend(()))
+                .unwrap()
+        })
+        .collect();
+    for c in made.iter_mut() {
+        c.resume(());
+    }
+    let grown = support::mapping_count() - maps;
+    assert!(grown < 200, "{n} guarded stacks took {grown} mappings");
+    assert!(gort::stack::stats().guarded_mapped >= n);
+    drop(made);
+
+    // ...and when something else has taken every mapping, a stack that
+    // needs a new slab is a clear error, and works again once they are back.
+    let page = 4096;
+    let mut hogs = Vec::new();
+    loop {
+        // Alternating protections keep neighbours from merging.
+        let prot = if hogs.len() % 2 == 0 {
+            libc::PROT_READ
+        } else {
+            libc::PROT_READ | libc::PROT_WRITE
+        };
+        // SAFETY: a fresh private anonymous mapping; unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                prot,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            break;
+        }
+        hogs.push(p as usize);
+        assert!(hogs.len() <= limit, "no mapping limit reached");
+    }
+    let mut alive = Vec::new();
+    let err = loop {
+        match Coroutine::<(), (), ()>::with_stack_size(32 * 1024, |_, ()| ()) {
+            Ok(c) => alive.push(c),
+            Err(e) => break e,
+        }
+        assert!(
+            alive.len() < 1_000_000,
+            "no error from a full mapping table"
+        );
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("vm.max_map_count"), "{msg}");
+    for p in hogs {
+        // SAFETY: each was mapped above with this length.
+        unsafe { libc::munmap(p as *mut libc::c_void, page) };
+    }
+    let again: Vec<_> = (0..1_000)
+        .map(|_| Coroutine::<(), (), ()>::with_stack_size(32 * 1024, |_, ()| ()).unwrap())
         .collect();
     drop(again);
 }

@@ -1,39 +1,46 @@
 //! Coroutine stacks: mmap'd, fixed size, reused through a bounded pool.
 //!
 //! # Two kinds of stack, never mixed silently
-//! - **Guarded** (the default): one mapping per stack, `MAP_NORESERVE` so
-//!   untouched pages cost nothing, with its lowest page made `PROT_NONE`.
-//!   Running off the end faults in the guard page; the handler in
-//!   `guard.rs` recognises the page, prints
+//! - **Guarded** (the default): the lowest page of the stack faults when
+//!   touched. Running off the end faults there; the handler in `guard.rs`
+//!   recognises the page, prints
 //!   `coroutine <id> has overflowed its stack (stack size N bytes)` and
-//!   aborts. The price: the `mprotect` splits the mapping in two, and Linux
-//!   allows `vm.max_map_count` mappings per process (65530 by default), so at
-//!   most ~32,000 guarded stacks exist at once.
-//! - **Unguarded** (opt-in, `stack_guard(false)`): stacks carved out of large
-//!   shared mappings ("slabs", one mapping for many stacks), so hundreds of
-//!   thousands fit without a sysctl. There is no guard page: the lowest
-//!   [`CANARY_BYTES`] of each stack must stay zero, and they are checked every
-//!   time the coroutine switches away. A non-zero byte there aborts with the
-//!   coroutine's id. This is weaker than a guard page: an overflow has already
-//!   written into the neighbouring stack by the time it is seen, and a frame
-//!   that skips the canary without writing it is not seen at all.
+//!   aborts. Where the kernel has guard regions (Linux 6.13+,
+//!   `MADV_GUARD_INSTALL`) the guard is a page-table marker and guarded
+//!   stacks share large mappings ("slabs", `slab.rs`) like unguarded ones:
+//!   no limit from `vm.max_map_count`, and a fresh stack costs one
+//!   `madvise` instead of an `mmap` and an `mprotect` that both take the
+//!   address-space lock for writing (with 10,000 coroutines starting at
+//!   once, that lock was half the timer benchmark's time). Elsewhere (older
+//!   kernels, other systems, or `GORT_DEBUG=guardpages=mprotect`) each stack
+//!   is its own mapping with its lowest page made `PROT_NONE`; the
+//!   `mprotect` splits the mapping in two, and Linux allows
+//!   `vm.max_map_count` mappings per process (65530 by default), so at most
+//!   ~32,000 such stacks exist at once.
+//! - **Unguarded** (opt-in, `stack_guard(false)`): carved out of slabs too,
+//!   with no guard page: the lowest [`CANARY_BYTES`] of each stack must stay
+//!   zero, and they are checked every time the coroutine switches away. A
+//!   non-zero byte there aborts with the coroutine's id. This is weaker than
+//!   a guard page: an overflow has already written into the neighbouring
+//!   stack by the time it is seen, and a frame that skips the canary
+//!   without writing it is not seen at all.
 //!
 //! # Layout
 //! ```text
-//!  guarded:    | guard page (PROT_NONE) | usable size ............... | <- top
+//!  guarded:    | guard page | usable size ........................ | <- top
 //!  unguarded:  | canary (zero) | usable ........................... | <- top
-//!              ^ previous stack of the slab ends here
+//!              ^ (in a slab) the previous stack of the slab ends here
 //! ```
 //!
 //! # Reuse
 //! Freed stacks go to a pool (bounded by [`POOL_LIMIT`] per size and kind);
-//! beyond the bound guarded stacks are unmapped and unguarded ones have
-//! their pages released and return to their slab's free list. The bound is
-//! high because releasing is dear (an munmap is a TLB shoot-down on every
-//! core the process runs on: a third of the timer benchmark's time when
-//! 10,000 coroutines ended with a bound of 1,024); a runtime's sysmon trims
-//! the pool back to [`POOL_KEEP`] once nobody has taken a stack from it for
-//! a second ([`trim_pool`] does it on demand). Before a stack
+//! beyond the bound a stack of its own mapping is unmapped and a slab
+//! stack has its pages released and returns to its slab's free list. The
+//! bound is high because releasing is dear (an munmap is a TLB shoot-down on
+//! every core the process runs on: a third of the timer benchmark's time
+//! when 10,000 coroutines ended with a bound of 1,024); a runtime's sysmon
+//! trims the pool back to [`POOL_KEEP`] once nobody has taken a stack from
+//! it for a second ([`trim_pool`] does it on demand). Before a stack
 //! is pooled, a probe word [`KEEP_BYTES`] below its top tells whether it was
 //! used deeper than that; if so its deep pages are released with
 //! `MADV_DONTNEED`, so a burst of deep recursion does not pin RSS forever.
@@ -156,14 +163,70 @@ impl Default for StackSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StackStats {
-    /// Guarded stacks currently mapped (two kernel mappings each).
+    /// Guarded stacks currently allocated (in use or pooled).
     pub guarded_mapped: usize,
     /// Stacks of either kind sitting in the pool.
     pub pooled: usize,
-    /// Unguarded stacks ever carved out of slabs (slabs are kept).
+    /// Stack cells ever made in slabs, of either kind (slabs are kept).
     pub slab_stacks: usize,
-    /// Fresh mappings made since start (guarded stacks plus slabs).
+    /// Fresh mappings made since start (stacks of their own plus slabs).
     pub maps: usize,
+    /// Whether guarded stacks use kernel guard regions and live in slabs
+    /// (see [`guard_regions`]); if false, each is a mapping of its own.
+    pub guard_regions: bool,
+}
+
+/// Whether guarded stacks get their guard page as a kernel guard region
+/// (Linux 6.13+ `MADV_GUARD_INSTALL`, probed once), so that many share one
+/// mapping. False on other systems, on older kernels, and when
+/// `GORT_DEBUG` contains `guardpages=mprotect` (each guarded stack is then
+/// a mapping of its own with an `mprotect`ed guard page, as before 6.13).
+pub fn guard_regions() -> bool {
+    static REGIONS: OnceLock<bool> = OnceLock::new();
+    *REGIONS.get_or_init(|| {
+        crate::util::debug_setting("guardpages").as_deref() != Some("mprotect")
+            && probe_guard_regions()
+    })
+}
+
+/// `MADV_GUARD_INSTALL` (not in every libc crate yet; Linux's value).
+#[cfg(target_os = "linux")]
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Tries a guard region on a scratch mapping.
+#[cfg(target_os = "linux")]
+fn probe_guard_regions() -> bool {
+    let page = page_size();
+    let Ok(map) = memmap2::MmapOptions::new().len(2 * page).map_anon() else {
+        return false;
+    };
+    // SAFETY: the first page lies inside the mapping we own; nothing reads
+    // or writes it (the mapping is dropped right after).
+    unsafe { libc::madvise(map.as_ptr().cast_mut().cast(), page, MADV_GUARD_INSTALL) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn probe_guard_regions() -> bool {
+    false
+}
+
+/// Makes the page at `low` a guard region (see [`guard_regions`]).
+#[cfg(target_os = "linux")]
+fn install_guard_region(low: usize) -> io::Result<()> {
+    // SAFETY: `low` is the first page of a slab cell that no stack uses
+    // yet; installing a guard there only makes accesses to it fault.
+    if unsafe { libc::madvise(low as *mut libc::c_void, page_size(), MADV_GUARD_INSTALL) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn install_guard_region(_low: usize) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no guard regions on this system",
+    ))
 }
 
 static GUARDED_MAPPED: AtomicUsize = AtomicUsize::new(0);
@@ -176,11 +239,12 @@ pub fn stats() -> StackStats {
         pooled: pool::pooled(),
         slab_stacks: slab::carved(),
         maps: MAPS.load(Ordering::Relaxed),
+        guard_regions: guard_regions(),
     }
 }
 
-/// A coroutine stack. Dropping it releases it for good (unmaps a guarded
-/// stack, returns an unguarded one to its slab); [`put`] pools it instead.
+/// A coroutine stack. Dropping it releases it for good (unmaps a stack of
+/// its own, returns a slab stack to its slab); [`put`] pools it instead.
 #[derive(Debug)]
 pub(crate) struct Stack {
     /// Exclusive high end; 16-byte aligned (page aligned, in fact).
@@ -196,8 +260,9 @@ enum Kind {
         _map: memmap2::MmapMut,
         slot: Option<GuardSlot>,
     },
-    /// Carved from a slab that lives as long as the process.
-    Slab,
+    /// Carved from a slab that lives as long as the process; a guarded one
+    /// has its guard registered.
+    Slab { slot: Option<GuardSlot> },
 }
 
 // SAFETY: a Stack is plain memory owned by whoever holds the value; moving it
@@ -209,8 +274,14 @@ impl Stack {
     pub(crate) fn new(spec: StackSpec) -> io::Result<Stack> {
         match take(spec) {
             Some(s) => Ok(s),
-            None if spec.guard => Stack::map_guarded(spec),
-            None => slab::carve(spec),
+            None if spec.guard && !guard_regions() => Stack::map_guarded(spec),
+            None => {
+                let s = slab::carve(spec)?;
+                if spec.guard {
+                    GUARDED_MAPPED.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(s)
+            }
         }
     }
 
@@ -220,8 +291,9 @@ impl Stack {
         // Mapping, then splitting off the guard page: each needs a kernel
         // mapping, so each may hit vm.max_map_count.
         let map_and_protect = || -> io::Result<memmap2::MmapMut> {
-            let map = map_stack_memory(len)
-                .map_err(|e| mapping_error(e, format!("map a coroutine stack of {len} bytes")))?;
+            let map = map_stack_memory(len).map_err(|e| {
+                mapping_error(e, format!("map a coroutine stack of {len} bytes"), true)
+            })?;
             // SAFETY: the first page lies inside the mapping we own.
             if unsafe { libc::mprotect(map.as_ptr().cast_mut().cast(), page, libc::PROT_NONE) } != 0
             {
@@ -229,6 +301,7 @@ impl Stack {
                 return Err(mapping_error(
                     e,
                     format!("protect the guard page of a coroutine stack of {len} bytes"),
+                    true,
                 ));
             }
             Ok(map)
@@ -281,7 +354,7 @@ impl Stack {
     /// Records the coroutine now running on this stack, for the overflow
     /// report of a guarded stack.
     pub(crate) fn set_owner(&self, id: u64) {
-        if let Kind::Guarded { slot: Some(s), .. } = &self.kind {
+        if let Kind::Guarded { slot: Some(s), .. } | Kind::Slab { slot: Some(s) } = &self.kind {
             guard::set_owner(s, id);
         }
     }
@@ -289,10 +362,10 @@ impl Stack {
     /// The canary of an unguarded stack, `None` for a guarded one. Checked
     /// with [`canary_intact`] at every switch away from its coroutine.
     pub(crate) fn canary(&self) -> Option<NonNull<[u64; CANARY_BYTES / 8]>> {
-        match self.kind {
-            Kind::Guarded { .. } => None,
-            Kind::Slab => NonNull::new(self.top.as_ptr().wrapping_sub(self.spec.size).cast()),
+        if self.spec.guard {
+            return None;
         }
+        NonNull::new(self.top.as_ptr().wrapping_sub(self.spec.size).cast())
     }
 
     /// Releases the pages of a stack that was used deeper than
@@ -365,7 +438,13 @@ impl Drop for Stack {
                 GUARDED_MAPPED.fetch_sub(1, Ordering::Relaxed);
                 // The mapping itself is unmapped by MmapMut's drop.
             }
-            Kind::Slab => {
+            Kind::Slab { slot } => {
+                if let Some(s) = slot.take() {
+                    guard::unregister(s);
+                }
+                if self.spec.guard {
+                    GUARDED_MAPPED.fetch_sub(1, Ordering::Relaxed);
+                }
                 release_pages(
                     self.top.as_ptr().wrapping_sub(self.spec.size),
                     self.spec.size,
@@ -391,17 +470,27 @@ fn map_stack_memory(len: usize) -> io::Result<memmap2::MmapMut> {
 
 /// The error returned when a stack cannot be mapped: names the cause and
 /// what to do about it.
-fn mapping_error(e: io::Error, what: String) -> io::Error {
+/// `own`: the mapping was one guarded stack's own (not a slab).
+fn mapping_error(e: io::Error, what: String, own: bool) -> io::Error {
     let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into());
+    let advice = if own {
+        format!(
+            "vm.max_map_count ({limit} mappings; each guarded stack takes 2 on this system) or \
+             its address-space limit (ulimit -v). Raise the first with \
+             `sysctl -w vm.max_map_count=N`, or use unguarded stacks (stack_guard(false)), which \
+             share mappings"
+        )
+    } else {
+        format!(
+            "vm.max_map_count ({limit} mappings; a slab holds many stacks, so most are taken by \
+             something else) or its address-space limit (ulimit -v). Raise the first with \
+             `sysctl -w vm.max_map_count=N`, the second with `ulimit -v`, or use smaller stacks"
+        )
+    };
     io::Error::new(
         e.kind(),
-        format!(
-            "cannot {what}: {e}. The process may have reached \
-             vm.max_map_count ({limit} mappings; each guarded stack takes 2) or its address-space \
-             limit (ulimit -v). Raise the first with `sysctl -w vm.max_map_count=N`, or use \
-             unguarded stacks (stack_guard(false)), which share mappings"
-        ),
+        format!("cannot {what}: {e}. The process may have reached {advice}"),
     )
 }

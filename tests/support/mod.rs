@@ -15,10 +15,16 @@ pub fn is_child(name: &str) -> bool {
 /// and returns what it did. Used for behaviour that ends the process
 /// (stack overflow) or changes process-wide limits (RLIMIT_AS).
 pub fn run_in_child(name: &str) -> Output {
+    run_in_child_with(name, &[])
+}
+
+/// [`run_in_child`] with extra environment variables.
+pub fn run_in_child_with(name: &str, env: &[(&str, &str)]) -> Output {
     Command::new(std::env::current_exe().expect("current_exe"))
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, name)
         .env("RUST_BACKTRACE", "0")
+        .envs(env.iter().copied())
         .output()
         .expect("spawning the test binary as a child")
 }
@@ -26,13 +32,23 @@ pub fn run_in_child(name: &str) -> Output {
 /// Runs the test `name` in a child (see [`run_in_child`]) and fails unless
 /// it succeeded, showing the child's stderr.
 pub fn assert_child_succeeds(name: &str) {
-    let out = run_in_child(name);
+    assert_child_succeeds_with(name, &[]);
+}
+
+/// [`assert_child_succeeds`] with extra environment variables.
+pub fn assert_child_succeeds_with(name: &str, env: &[(&str, &str)]) {
+    let out = run_in_child_with(name, env);
     assert!(
         out.status.success(),
-        "child {name} failed:\n{}",
+        "child {name} ({env:?}) failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The environment that makes gort give each guarded stack a mapping of
+/// its own with an `mprotect`ed guard page (the mechanism of kernels
+/// without guard regions), for tests that cover both.
+pub const MPROTECT_GUARDS: (&str, &str) = ("GORT_DEBUG", "guardpages=mprotect");
 
 /// The signal that killed a child, if one did.
 pub fn killed_by(out: &Output) -> Option<i32> {
