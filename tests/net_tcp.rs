@@ -770,3 +770,56 @@ fn dropping_the_runtime_with_readers_blocked_leaves_the_socket_usable() {
         assert_eq!(&b, b"z");
     });
 }
+
+/// Two coroutines readied by the poller in one batch stay on the M that
+/// polled (a small batch wakes no other M); if the one that runs first then
+/// computes without yielding, the other must still run soon on the idle P
+/// (sysmon sees the P stuck with work queued and wakes an M), not wait for
+/// the long runner to finish.
+#[test]
+fn a_coroutine_readied_behind_a_long_runner_is_taken_by_an_idle_p() {
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        for round in 0..20 {
+            let (ca, cb) = (
+                std::net::TcpStream::connect(addr).unwrap(),
+                std::net::TcpStream::connect(addr).unwrap(),
+            );
+            let (mut sa, _) = l.accept().unwrap();
+            let (mut sb, _) = l.accept().unwrap();
+            let done = Arc::new(AtomicUsize::new(0));
+            let d = done.clone();
+            let runner = gort::go!(move || {
+                let mut b = [0u8; 1];
+                sa.read_exact(&mut b).unwrap();
+                // Computes (no yield) until the other has run, or gives up.
+                let t = Instant::now();
+                while d.load(Ordering::Acquire) == 0 && t.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+                t.elapsed()
+            });
+            let d = done.clone();
+            let other = gort::go!(move || {
+                let mut b = [0u8; 1];
+                sb.read_exact(&mut b).unwrap();
+                d.store(1, Ordering::Release);
+            });
+            // Let both park in read, then make both readable at once: b
+            // first, so that the batch's last (run first) is the runner.
+            gort::time::sleep(Duration::from_millis(5));
+            std::thread::spawn(move || {
+                (&cb).write_all(b"b").unwrap();
+                (&ca).write_all(b"a").unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            let waited = runner.join().unwrap();
+            other.join().unwrap();
+            assert!(
+                waited < Duration::from_secs(2),
+                "round {round}: the readied coroutine waited {waited:?} behind a long runner"
+            );
+        }
+    });
+}

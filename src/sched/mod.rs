@@ -51,6 +51,20 @@
 //! and the queue checks are separated by SeqCst fences on both sides (the
 //! StoreLoad pairs of proc.go).
 //!
+//! # Small netpoll batches stay on the M that polled (not in Go)
+//! Go's `injectglist` starts an M for every idle P a batch of Gs readied by
+//! the poller can fill. With the load generator on the same two cores,
+//! that woke the second M for a batch of one or two echo requests: a futex
+//! wake per batch, the client robbed of its core, and requests stranded on
+//! an M the kernel had descheduled (p99 ~4 ms). A batch of fewer than
+//! [`SPREAD_MIN`] Gs now goes to the local queue of the M that polled,
+//! which runs them itself (alternating runs, old vs new: echo at 50
+//! connections +9-15% requests/s, p99 0.37-0.43x; at 1,000 +5%, p99
+//! 0.78-0.81x; kv GET at 50 +17%; http hello at 50 +21%). The price is when
+//! one of them runs long without yielding: the others wait behind it. sysmon
+//! bounds that: a P that has work queued and has not switched since sysmon's
+//! previous round (at most 10 ms ago) gets `wakep`, so an idle P steals it.
+//!
 //! # Time slices without preemption
 //! gort cannot preempt Rust code. Two Gs readying each other through
 //! `runnext` would otherwise run forever while the queue starves; so a run
@@ -133,6 +147,10 @@ enum Polled {
     /// The runtime is shutting down.
     Shutdown,
 }
+
+/// Gs readied together by the poller below which `injectglist` starts no
+/// M: the polling M runs them itself (see "Small netpoll batches" above).
+pub(crate) const SPREAD_MIN: usize = 8;
 
 /// Hand-offs through `runnext` that share one time slice.
 pub(crate) const RUNNEXT_STREAK: u32 = 64;
@@ -295,13 +313,23 @@ impl Sched {
     /// Go's injectglist: makes the Gs in `list` (just woken by the poller,
     /// still `Waiting`) runnable. With idle Ps, that many go to the global
     /// queue and Ms are started for them; the rest go to `p`'s queue (`p`:
-    /// the caller's P, if it has one).
+    /// the caller's P, if it has one). A batch smaller than [`SPREAD_MIN`]
+    /// goes to `p`'s queue whole, waking nobody.
     pub(crate) fn injectglist(&self, p: Option<&P>, list: &mut Vec<GRef>) {
         if list.is_empty() {
             return;
         }
         for g in list.iter() {
             netpoll_readied(*g);
+        }
+        if let Some(p) = p
+            && list.len() < SPREAD_MIN
+        {
+            // A small batch is ours to run (see SPREAD_MIN).
+            for g in list.drain(..) {
+                self.runqput(p, g, false);
+            }
+            return;
         }
         let n = if p.is_some() {
             self.npidle.load(Ordering::SeqCst).min(list.len())

@@ -13,8 +13,11 @@
 //! the G globally and parks (via g0, `Req::NoP`).
 //!
 //! sysmon also polls the network when no M has for 10 ms (every M busy
-//! running Gs), and wakes an M when a timer is overdue and none is asleep
-//! in the poller to fire it.
+//! running Gs), wakes an M when a timer is overdue and none is asleep in
+//! the poller to fire it, and calls `wakep` when a P has Gs queued but has
+//! not switched since its previous round (they wait behind a G that runs
+//! long; `injectglist` leaves small batches to the M that polled, without
+//! waking another).
 
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -139,6 +142,8 @@ fn sysmon(sched: &Sched, stop: &AtomicBool) {
     // first seen, if the P is in one.
     let mut seen: Vec<Option<(u32, u64)>> = vec![None; sched.ps.len()];
     let mut last_long: Vec<u32> = vec![u32::MAX; sched.ps.len()];
+    // Per P: its switch count at the previous round.
+    let mut last_switches: Vec<u64> = vec![u64::MAX; sched.ps.len()];
     let mut next_trace = sched.debug.schedtrace_ms.saturating_mul(1_000_000);
     let (mut takes, mut takes_since) = (crate::stack::takes(), sched.nanotime());
     while !stop.load(Ordering::Acquire) {
@@ -184,6 +189,16 @@ fn sysmon(sched: &Sched, stop: &AtomicBool) {
             sched.injectglist(None, &mut list);
         }
         if crate::time::earliest(sched) < now && !np.blocked.load(Ordering::Relaxed) {
+            sched.wakep();
+        }
+        // Gs stranded behind a long-running G while a P may be idle.
+        let mut stranded = false;
+        for (p, last) in sched.ps.iter().zip(last_switches.iter_mut()) {
+            let switches = p.switches.load(Ordering::Relaxed);
+            stranded |= switches == *last && p.status() == PStatus::Running && p.has_work();
+            *last = switches;
+        }
+        if stranded {
             sched.wakep();
         }
         if sched.debug.longrun {
