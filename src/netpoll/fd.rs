@@ -38,6 +38,7 @@ use std::{
 };
 
 use super::pd::{Mode, PollDesc, WaitError};
+use crate::sched::g::GRef;
 use crate::sched::{self, Sched};
 
 /// The longest a plain thread sleeps in poll(2) before re-checking the
@@ -218,10 +219,12 @@ impl PollFd {
         let reg = self.reg.get().expect("armed after registration");
         let sched = &*reg.sched;
         let when = deadline.map(|d| sched.instant_nanos(d));
-        let (g, timer) = reg.pd().set_deadline(mode, when, sched.nanotime());
-        if let Some(g) = g {
-            sched.ready(g, true);
-        }
+        let mut timer = None;
+        wake_taken(sched, || {
+            let (g, t) = reg.pd().set_deadline(mode, when, sched.nanotime());
+            timer = t;
+            [g, None]
+        });
         if let Some((when, seq)) = timer {
             crate::time::add_deadline_timer(sched, reg.pd, mode, when, seq);
         }
@@ -235,10 +238,10 @@ impl PollFd {
             return;
         }
         if let Some(reg) = self.reg.get() {
-            let (r, w) = reg.pd().close();
-            for g in [r, w].into_iter().flatten() {
-                reg.sched.ready(g, true);
-            }
+            wake_taken(&reg.sched, || {
+                let (r, w) = reg.pd().close();
+                [r, w]
+            });
         }
         // SAFETY: shutdown on our open descriptor; ENOTCONN/ENOTSOCK are
         // harmless and ignored (the flag above already fails later calls).
@@ -393,6 +396,21 @@ impl PollFd {
                 }
             }
         }
+    }
+}
+
+/// Readies the Gs that `take` takes out of a pollDesc (close, a deadline
+/// moved). The caller may be a plain thread, racing the runtime's teardown,
+/// which unwinds a G parked on the pollDesc and then frees the Gs: such a
+/// wake-up is counted (`Sched::outside_wake`) *before* the pollDesc is
+/// touched, so a teardown that has not yet waited for outside wake-ups
+/// waits for this one, and one that has already waited unwound the G
+/// first, whose slot then reads empty.
+fn wake_taken(sched: &Sched, take: impl FnOnce() -> [Option<GRef>; 2]) {
+    let p = sched.current_p();
+    let _in = p.is_none().then(|| sched.outside_wake());
+    for g in take().into_iter().flatten() {
+        sched.ready_on(p, g, true);
     }
 }
 
