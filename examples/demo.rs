@@ -19,7 +19,10 @@
 //!    (Ms) and context switches/s from `Runtime::stats`, in place on a
 //!    terminal, one line a second otherwise; then a summary: requests,
 //!    latency percentiles, switches per request, the peak of coroutines.
-//! 4. What the pieces cost: a switch, a spawn, a yield.
+//! 4. The echo server of examples/echo_server.rs (its `serve`, one
+//!    coroutine per connection) under a few hundred client coroutines for
+//!    a second: round trips/s, every reply checked.
+//! 5. What the pieces cost: a switch, a spawn, a yield.
 //!
 //! 2,000 clients take 4,000 descriptors (both ends of each connection are
 //! in this process): the soft `RLIMIT_NOFILE` is raised to the hard limit
@@ -29,6 +32,10 @@
 #[path = "kv_server.rs"]
 #[allow(dead_code)]
 mod kv_server;
+
+#[path = "echo_server.rs"]
+#[allow(dead_code)]
+mod echo_server;
 
 use std::{
     hint::black_box,
@@ -57,6 +64,9 @@ const GET_PERCENT: u64 = 80;
 /// Connections being opened at once (the listener's backlog may be as
 /// small as 128 on an older kernel).
 const CONNECTING_AT_ONCE: usize = 128;
+/// Client coroutines of the echo phase, and how long it runs.
+const ECHO_CLIENTS: usize = 300;
+const ECHO_SECS: f64 = 1.0;
 /// Descriptors kept for the rest of the process.
 const SPARE_FDS: libc::rlim_t = 64;
 
@@ -167,6 +177,8 @@ fn main() -> io::Result<()> {
     listener.close();
     serving.join().expect("the server")?;
 
+    echo(&rt, ECHO_CLIENTS.min(clients), ECHO_SECS.min(secs))?;
+
     // What the pieces cost.
     println!("\nwhat the pieces cost:");
     let switch_ns = median_of(5, coroutine_round_trip_ns);
@@ -178,6 +190,73 @@ fn main() -> io::Result<()> {
     );
     println!("  a yield_now through the scheduler: {yield_ns:.1} ns");
     println!("(benches/README.md puts these beside Go, tokio and may)");
+    Ok(())
+}
+
+/// The echo phase: examples/echo_server.rs's `serve` behind an accept
+/// loop, `clients` coroutines each sending 64-byte messages and checking
+/// every reply, for `secs`.
+fn echo(rt: &gort::Runtime, clients: usize, secs: f64) -> io::Result<()> {
+    let listener = Arc::new(rt.block_on(|| TcpListener::bind("127.0.0.1:0"))?);
+    let addr = listener.local_addr()?;
+    let accepting = {
+        let listener = listener.clone();
+        rt.spawn(move || {
+            while let Ok((conn, _)) = listener.accept() {
+                let _ = conn.set_nodelay(true);
+                gort::go!(move || echo_server::serve(conn));
+            }
+        })
+    };
+    let (stop, trips) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let began = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            let (stop, trips) = (stop.clone(), trips.clone());
+            rt.spawn(move || -> io::Result<()> {
+                let mut conn = TcpStream::connect(addr)?;
+                conn.set_nodelay(true)?;
+                let msg = [i as u8; 64];
+                let mut reply = [0u8; 64];
+                while !stop.load(Relaxed) {
+                    conn.write_all(&msg)?;
+                    conn.read_exact(&mut reply)?;
+                    if reply != msg {
+                        return Err(io::Error::other("the echo differs from the message"));
+                    }
+                    trips.fetch_add(1, Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Relaxed);
+    let failed = handles
+        .into_iter()
+        .map(|h| h.join())
+        .filter(|r| !matches!(r, Ok(Ok(()))))
+        .count();
+    let took = began.elapsed().as_secs_f64();
+    listener.close();
+    accepting.join().expect("the accept loop");
+    let trips = trips.load(Relaxed);
+    println!(
+        "
+echo (examples/echo_server.rs): {} client coroutines, 64-byte messages: {} round trips \
+         in {took:.1} s = {} round trips/s, every reply checked{}",
+        sep(clients),
+        sep(trips),
+        sep((trips as f64 / took) as u64),
+        if failed > 0 {
+            format!(", {failed} clients failed")
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 

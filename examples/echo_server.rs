@@ -27,8 +27,9 @@ use std::{
 
 use gort::net::{TcpListener, TcpStream};
 
-/// Echoes everything `conn` sends until it closes its side.
-fn serve(mut conn: TcpStream) {
+/// Echoes everything `conn` sends until it closes its side. (The demo
+/// runs this too.)
+pub fn serve(mut conn: TcpStream) {
     let mut buf = [0u8; 4096];
     loop {
         match conn.read(&mut buf) {
