@@ -332,3 +332,30 @@ fn guarded_stacks_with_guard_regions_are_not_bounded_by_the_mapping_limit() {
         .collect();
     drop(again);
 }
+
+#[test]
+fn a_reused_slab_stack_keeps_its_guard() {
+    const NAME: &str = "a_reused_slab_stack_keeps_its_guard";
+    if !is_child(NAME) {
+        return expect_abort_with(NAME, "has overflowed its stack (stack size 65536 bytes)");
+    }
+    // A stack that ran, was pooled, then released back to its slab (its
+    // pages dropped with MADV_DONTNEED), is handed out again: its guard
+    // must still be there.
+    let mut co = Coroutine::<(), (), u64>::with_stack_size(64 * 1024, |_, ()| 1).unwrap();
+    co.resume(());
+    drop(co);
+    assert!(gort::stack::trim_pool(0, usize::MAX) >= 1);
+    let carved = gort::stack::stats().slab_stacks;
+    let mut co =
+        Coroutine::<(), (), u64>::with_stack_size(64 * 1024, |_, ()| recurse_forever(0)).unwrap();
+    if gort::stack::guard_regions() {
+        assert_eq!(
+            gort::stack::stats().slab_stacks,
+            carved,
+            "no new slab: a free cell was reused"
+        );
+    }
+    co.resume(());
+    unreachable!("the overflow must abort");
+}
