@@ -143,10 +143,14 @@ impl Builder {
         self
     }
 
-    /// `true` (default): a guard page below the stack catches overflow.
+    /// `true` (default): a guard page below the stack catches overflow
+    /// (a kernel guard region in a shared mapping where the kernel has them,
+    /// Linux 6.13+, else a mapping of its own; see
+    /// [`stack::guard_regions`]).
     /// `false`: the stack comes from a shared mapping and overflow is caught
     /// by a zero canary at its low end, checked at every switch away, which
-    /// is weaker (see the `stack` module) but needs no mapping of its own.
+    /// is weaker (see the `stack` module) but never needs a mapping of its
+    /// own, whatever the kernel.
     pub fn stack_guard(mut self, guard: bool) -> Self {
         self.stack_guard = guard;
         self
