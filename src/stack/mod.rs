@@ -484,9 +484,10 @@ fn mapping_error(e: io::Error, what: String, own: bool) -> io::Error {
         )
     } else {
         format!(
-            "vm.max_map_count ({limit} mappings; a slab holds many stacks, so most are taken by \
-             something else) or its address-space limit (ulimit -v). Raise the first with \
-             `sysctl -w vm.max_map_count=N`, the second with `ulimit -v`, or use smaller stacks"
+            "vm.max_map_count ({limit} mappings; stacks share them here, many to a slab, so most \
+             are held by something else) or its address-space limit (ulimit -v). Raise the first \
+             with `sysctl -w vm.max_map_count=N`, the second with `ulimit -v`, or use smaller \
+             stacks"
         )
     };
     io::Error::new(
