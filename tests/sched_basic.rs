@@ -205,10 +205,10 @@ fn cpu_bound_coroutines_run_on_both_ms_at_once() {
 fn gort_debug_schedtrace_and_longrun_report() {
     const NAME: &str = "gort_debug_schedtrace_and_longrun_report";
     if support::is_child(NAME) {
-        if std::env::var("GORT_DEBUG").as_deref() == Ok("bogus") {
+        if let Ok(bad @ ("bogus" | "guardpages=bogus")) = std::env::var("GORT_DEBUG").as_deref() {
             let e = gort::Runtime::builder().procs(1).build().unwrap_err();
             assert!(
-                e.to_string().contains("GORT_DEBUG") && e.to_string().contains("bogus"),
+                e.to_string().contains("GORT_DEBUG") && e.to_string().contains(bad),
                 "{e}"
             );
             return;
@@ -231,7 +231,7 @@ fn gort_debug_schedtrace_and_longrun_report() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(support::CHILD_ENV, NAME)
-        .env("GORT_DEBUG", "schedtrace=10,longrun")
+        .env("GORT_DEBUG", "schedtrace=10,longrun,guardpages=mprotect")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -251,16 +251,18 @@ fn gort_debug_schedtrace_and_longrun_report() {
         stderr.contains("without yielding"),
         "longrun reported nothing:\n{stderr}"
     );
-    // A bad setting is an error naming it.
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(support::CHILD_ENV, NAME)
-        .env("GORT_DEBUG", "bogus")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A bad setting, or a bad value of a known one, is an error naming it.
+    for bad in ["bogus", "guardpages=bogus"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(support::CHILD_ENV, NAME)
+            .env("GORT_DEBUG", bad)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{bad}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
