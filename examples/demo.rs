@@ -152,11 +152,7 @@ fn main() -> io::Result<()> {
         sep(gets),
         sep(requests - gets),
         shared.wrong.load(Relaxed),
-        if failed > 0 {
-            format!(", {failed} clients failed")
-        } else {
-            String::new()
-        }
+        failures(failed)
     );
     println!(
         "latency, send to reply, with {} requests always in flight: p50 {}, p99 {}, max {}",
@@ -245,19 +241,23 @@ fn echo(rt: &gort::Runtime, clients: usize, secs: f64) -> io::Result<()> {
     accepting.join().expect("the accept loop");
     let trips = trips.load(Relaxed);
     println!(
-        "
-echo (examples/echo_server.rs): {} client coroutines, 64-byte messages: {} round trips \
+        "\necho (examples/echo_server.rs): {} client coroutines, 64-byte messages: {} round trips \
          in {took:.1} s = {} round trips/s, every reply checked{}",
         sep(clients),
         sep(trips),
         sep((trips as f64 / took) as u64),
-        if failed > 0 {
-            format!(", {failed} clients failed")
-        } else {
-            String::new()
-        }
+        failures(failed)
     );
     Ok(())
+}
+
+/// What a summary line adds about failed clients (nothing if none).
+fn failures(failed: usize) -> String {
+    if failed > 0 {
+        format!(", {failed} clients failed")
+    } else {
+        String::new()
+    }
 }
 
 /// The `n`th command-line argument, else the environment variable `var`.

@@ -126,17 +126,7 @@ fn gort_procs_is_read_and_checked() {
         return;
     }
     for v in ["3", "lots", "-1"] {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([NAME, "--exact", "--test-threads=1"])
-            .env(support::CHILD_ENV, NAME)
-            .env("GORT_PROCS", v)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "GORT_PROCS={v}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        support::assert_child_succeeds_with(NAME, &[("GORT_PROCS", v)]);
     }
 }
 
@@ -228,12 +218,10 @@ fn gort_debug_schedtrace_and_longrun_report() {
         assert!(rt.schedtrace().starts_with("SCHED "));
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(support::CHILD_ENV, NAME)
-        .env("GORT_DEBUG", "schedtrace=10,longrun,guardpages=mprotect")
-        .output()
-        .unwrap();
+    let out = support::run_in_child_with(
+        NAME,
+        &[("GORT_DEBUG", "schedtrace=10,longrun,guardpages=mprotect")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("SCHED ")).collect();
@@ -253,16 +241,6 @@ fn gort_debug_schedtrace_and_longrun_report() {
     );
     // A bad setting, or a bad value of a known one, is an error naming it.
     for bad in ["bogus", "guardpages=bogus"] {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-            .env(support::CHILD_ENV, NAME)
-            .env("GORT_DEBUG", bad)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{bad}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::assert_child_succeeds_with(NAME, &[("GORT_DEBUG", bad)]);
     }
 }

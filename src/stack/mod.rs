@@ -171,9 +171,6 @@ pub struct StackStats {
     pub slab_stacks: usize,
     /// Fresh mappings made since start (stacks of their own plus slabs).
     pub maps: usize,
-    /// Whether guarded stacks use kernel guard regions and live in slabs
-    /// (see [`guard_regions`]); if false, each is a mapping of its own.
-    pub guard_regions: bool,
 }
 
 /// Whether guarded stacks get their guard page as a kernel guard region
@@ -229,6 +226,7 @@ fn install_guard_region(_low: usize) -> io::Result<()> {
     ))
 }
 
+/// Guarded stacks alive (counted where each kind is made and dropped).
 static GUARDED_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static MAPS: AtomicUsize = AtomicUsize::new(0);
 
@@ -239,7 +237,6 @@ pub fn stats() -> StackStats {
         pooled: pool::pooled(),
         slab_stacks: slab::carved(),
         maps: MAPS.load(Ordering::Relaxed),
-        guard_regions: guard_regions(),
     }
 }
 
@@ -275,13 +272,7 @@ impl Stack {
         match take(spec) {
             Some(s) => Ok(s),
             None if spec.guard && !guard_regions() => Stack::map_guarded(spec),
-            None => {
-                let s = slab::carve(spec)?;
-                if spec.guard {
-                    GUARDED_MAPPED.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(s)
-            }
+            None => slab::carve(spec),
         }
     }
 

@@ -29,7 +29,9 @@ use std::{
     },
 };
 
-use super::{Kind, MAPS, Stack, StackSpec, guard, map_stack_memory, mapping_error, page_size};
+use super::{
+    GUARDED_MAPPED, Kind, MAPS, Stack, StackSpec, guard, map_stack_memory, mapping_error, page_size,
+};
 
 /// Most address space one slab takes (rounded down to whole cells, at least
 /// one cell).
@@ -153,11 +155,14 @@ pub(super) fn carve(spec: StackSpec) -> io::Result<Stack> {
         ));
     }
     match guard::register(low, spec.size()) {
-        Ok(slot) => Ok(Stack {
-            top,
-            spec,
-            kind: Kind::Slab { slot: Some(slot) },
-        }),
+        Ok(slot) => {
+            GUARDED_MAPPED.fetch_add(1, Ordering::Relaxed); // Drop counts it off
+            Ok(Stack {
+                top,
+                spec,
+                kind: Kind::Slab { slot: Some(slot) },
+            })
+        }
         Err(e) => {
             give_back(spec, top); // guarded, pages untouched
             Err(e)
