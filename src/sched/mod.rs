@@ -236,6 +236,14 @@ unsafe impl Send for Sched {}
 
 impl Sched {
     pub(crate) fn new(procs: usize, spec: StackSpec, debug: Debug) -> std::io::Result<Sched> {
+        // Both clocks are CLOCK_MONOTONIC: reading the nanosecond origin
+        // first puts it at or before `start`, so an instant's place on the
+        // runtime clock (`instant_nanos`) is never later than `nanotime`
+        // read at that instant: a deadline of `Instant::now()` has passed.
+        // (The other order made such a deadline lie a few dozen ns in the
+        // future, and a write right after it could still succeed.)
+        let start_ns = mono_ns().unwrap_or(0);
+        let start = Instant::now();
         Ok(Sched {
             ps: (0..procs).map(P::new).collect(),
             global: Injector::new(),
@@ -251,8 +259,8 @@ impl Sched {
             gfree: Mutex::new(Vec::new()),
             spec,
             shutdown: AtomicBool::new(false),
-            start: Instant::now(),
-            start_ns: mono_ns().unwrap_or(0),
+            start,
+            start_ns,
             debug,
             spawned_outside: AtomicUsize::new(0),
             exited_outside: AtomicUsize::new(0),
