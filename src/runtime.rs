@@ -371,6 +371,8 @@ fn teardown(sched: &Sched) {
         }
         local.gfree.clear();
         while local.runq.pop().is_some() {}
+        p.runtail
+            .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
     }
     sched
         .gfree

@@ -162,6 +162,83 @@ fn a_yield_loop_cannot_starve_a_new_coroutine() {
 }
 
 #[test]
+fn yielders_on_one_p_take_turns_in_order() {
+    // Gosched puts the G at the back of the queue: three yielders on one P
+    // run round-robin, whether the last one to yield waits in the queue or
+    // (on a lone P) in the tail slot outside it; a spawn in between (which
+    // goes to runnext) does not disturb the order.
+    with_timeout(60, || {
+        rt(1).block_on(|| {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let hs: Vec<_> = (0..3u32)
+                .map(|i| {
+                    let log = log.clone();
+                    gort::spawn(move || {
+                        for round in 0..4u32 {
+                            log.lock().unwrap().push(i * 10 + round);
+                            if i == 0 && round == 1 {
+                                for n in [98, 99] {
+                                    let log = log.clone();
+                                    gort::spawn(move || log.lock().unwrap().push(n));
+                                }
+                            }
+                            gort::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            hs.into_iter().for_each(|h| h.join().unwrap());
+            // A spawned G runs next (runnext, as in Go): 2 first, then the
+            // queue 0, 1. 0's round 1 spawns 98 then 99: 99 takes runnext
+            // and runs at once; 98, pushed out of runnext into the queue,
+            // waits behind 1 and 2, which yielded before it was queued.
+            assert_eq!(
+                *log.lock().unwrap(),
+                [20, 0, 10, 21, 1, 99, 11, 22, 98, 2, 12, 23, 3, 13]
+            );
+        })
+    });
+}
+
+#[test]
+fn two_yield_loops_on_one_p_let_timers_and_the_global_queue_in() {
+    // Two coroutines yielding to each other on a lone P swap places without
+    // going through the scheduler's queue; a due timer and a G queued
+    // globally (spawned from a plain thread) must still get their turn.
+    with_timeout(60, || {
+        let rt = Arc::new(rt(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let loops: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                rt.spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        gort::yield_now();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        // A sleeper (its timer fires while the loops run), then a G from a
+        // plain thread (the global queue) that ends the loops.
+        let slept = rt.spawn(|| {
+            gort::time::sleep(std::time::Duration::from_millis(5));
+            true
+        });
+        assert!(slept.join().unwrap());
+        let s = stop.clone();
+        rt.spawn(move || s.store(true, Ordering::SeqCst))
+            .join()
+            .unwrap();
+        for h in loops {
+            assert!(h.join().unwrap() > 0);
+        }
+    });
+}
+
+#[test]
 fn a_ping_pong_pair_cannot_starve_a_third() {
     // On one P, two coroutines readying each other through runnext would
     // run forever; the shared time slice lets the third one in.

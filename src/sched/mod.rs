@@ -425,6 +425,10 @@ impl Sched {
         } else {
             g
         };
+        // What is queued goes behind a yielded G in the tail slot.
+        if let Some(t) = p.take_runtail() {
+            local.runq.push(t);
+        }
         local.runq.push(g);
         if local.runq.len() > LOCAL_QUEUE_MAX {
             // Go's runqputslow: share half with the global queue.
@@ -442,7 +446,10 @@ impl Sched {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
         let inherit = local.runnext_streak < RUNNEXT_STREAK;
-        if (inherit || local.runq.is_empty()) && !p.runnext.load(Ordering::Relaxed).is_null() {
+        // Past the streak, runnext waits behind what is queued, the tail
+        // slot included.
+        let queued = || !local.runq.is_empty() || !p.runtail.load(Ordering::Relaxed).is_null();
+        if (inherit || !queued()) && !p.runnext.load(Ordering::Relaxed).is_null() {
             // Swap, not store: a thief may have taken it meanwhile.
             let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
             if !next.is_null() {
@@ -455,7 +462,11 @@ impl Sched {
             }
         }
         local.runnext_streak = 0;
-        local.runq.pop().map(|g| (g, false))
+        local
+            .runq
+            .pop()
+            .or_else(|| p.take_runtail())
+            .map(|g| (g, false))
     }
 
     /// A batch from the global queue into `p`'s queue; returns one G.
@@ -1146,16 +1157,30 @@ impl Sched {
                 Req::Yield => {
                     g.set_status(GStatus::Runnable);
                     let p = ml.p.expect("yield without a P");
+                    if let Some(next) = self.yield_swap(m, p, g) {
+                        g = next;
+                        continue;
+                    }
                     // SAFETY: we own p.
                     let local = unsafe { p.local() };
+                    let runtail = p.runtail.load(Ordering::Relaxed);
                     if local.runq.is_empty()
                         && p.runnext.load(Ordering::Relaxed).is_null()
+                        && runtail.is_null()
                         && !self.global.is_empty()
                     {
                         // Nothing local would run before us, but the global
                         // queue waits: go behind it, as Go's Gosched does,
                         // or a yield loop would leave it 1/61 of the turns.
                         self.global.push(g);
+                    } else if self.ps.len() == 1 {
+                        // A lone P: the tail slot (see p.rs), whose former
+                        // occupant goes into the queue ahead of us.
+                        if !runtail.is_null() {
+                            // SAFETY: runtail holds only live Gs; we own p.
+                            local.runq.push(unsafe { GRef::from_ptr(runtail) });
+                        }
+                        p.runtail.store(g.as_ptr(), Ordering::Release);
                     } else {
                         local.runq.push(g);
                     }
@@ -1169,6 +1194,46 @@ impl Sched {
                 }
             }
         }
+    }
+
+    /// For `g`, which just yielded on a lone P (see p.rs): if the only G
+    /// waiting is the one in the tail slot, swaps them - `g` takes the slot
+    /// and the other is returned to run now, with the bookkeeping
+    /// `schedule` would do - as `schedule` would have ended up doing via
+    /// the queue, minus a push and a pop (a locked instruction). `None`
+    /// when anything else could come first: a G wired to an M, shutdown,
+    /// the global queue, a due timer, anything queued.
+    fn yield_swap(&self, m: &Arc<M>, p: &P, g: GRef) -> Option<GRef> {
+        let tail = p.runtail.load(Ordering::Relaxed);
+        // SAFETY: on m's thread.
+        let ml = unsafe { m.local() };
+        if tail.is_null() || ml.lockedg.is_some() || self.is_shutting_down() {
+            return None;
+        }
+        // SAFETY: we own p.
+        let local = unsafe { p.local() };
+        let empty = |local: &p::PLocal| {
+            local.runq.is_empty() && p.runnext.load(Ordering::Relaxed).is_null()
+        };
+        if !empty(local) || !self.global.is_empty() {
+            return None;
+        }
+        // Timers first, as find_runnable would; what they ready comes first.
+        if self.check_timers(p) != 0 || !empty(local) {
+            return None;
+        }
+        // SAFETY: runtail holds only live Gs; we own p, so it is ours.
+        let next = unsafe { GRef::from_ptr(tail) };
+        // SAFETY: as above.
+        if !unsafe { next.own() }.locked_m.is_null() {
+            return None;
+        }
+        p.runtail.store(g.as_ptr(), Ordering::Release);
+        local.runnext_streak = 0;
+        p::bump32(&p.schedtick);
+        p::bump(&p.switches);
+        next.set_status(GStatus::Running);
+        Some(next)
     }
 
     /// For a G about to park on `m` (its running G): takes the G in the

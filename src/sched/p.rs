@@ -16,6 +16,16 @@
 //!
 //! Other Ms only ever touch a P through `stealer`, `runnext` (a CAS steal)
 //! and the atomic counters.
+//!
+//! # The tail slot of a lone P
+//! A runtime with one P has no thieves, so a G that yields there does not
+//! go through the stealable queue (a locked instruction to take it out
+//! again): it waits in `runtail`, a slot that stands for the end of the
+//! local queue. Its owner only loads and stores it; other threads only read
+//! it to see that the P has work. The order stays FIFO: a G pushed to the
+//! queue while the slot is full first moves the slot's G in, and the slot
+//! is taken only once the queue is empty. With more than one P the slot
+//! is never used, so every queued G stays stealable.
 
 use std::{
     cell::UnsafeCell,
@@ -58,6 +68,9 @@ pub(crate) struct P {
     local: UnsafeCell<PLocal>,
     /// Steal handle of `PLocal::runq`, used by other Ms.
     pub(crate) stealer: Stealer<GRef>,
+    /// The yielded G behind the local queue when this is the only P (see
+    /// the module comment); null otherwise. Written only by the owner.
+    pub(crate) runtail: AtomicPtr<G>,
     /// A G to run next, ahead of the queue. Written by the owner (swap) and
     /// by thieves (CAS to null); AcqRel on both sides hands over the G.
     pub(crate) runnext: AtomicPtr<G>,
@@ -127,6 +140,7 @@ impl P {
                 rand: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
             }),
             runnext: AtomicPtr::new(ptr::null_mut()),
+            runtail: AtomicPtr::new(ptr::null_mut()),
             schedtick: AtomicU32::new(0),
             syscalltick: AtomicU32::new(0),
             run_since: AtomicU64::new(0),
@@ -159,14 +173,31 @@ impl P {
         }
     }
 
-    /// Whether this P has any G queued (local queue or runnext).
+    /// Whether this P has any G queued (local queue, runnext or runtail).
     pub(crate) fn has_work(&self) -> bool {
-        !self.stealer.is_empty() || !self.runnext.load(Ordering::Acquire).is_null()
+        !self.stealer.is_empty()
+            || !self.runnext.load(Ordering::Acquire).is_null()
+            || !self.runtail.load(Ordering::Acquire).is_null()
     }
 
     /// Queue length as seen from outside (for schedtrace).
     pub(crate) fn queued(&self) -> usize {
-        self.stealer.len() + usize::from(!self.runnext.load(Ordering::Relaxed).is_null())
+        self.stealer.len()
+            + usize::from(!self.runnext.load(Ordering::Relaxed).is_null())
+            + usize::from(!self.runtail.load(Ordering::Relaxed).is_null())
+    }
+
+    /// Takes the G in `runtail`, if any (owner only).
+    #[inline]
+    pub(crate) fn take_runtail(&self) -> Option<GRef> {
+        let g = self.runtail.load(Ordering::Relaxed);
+        if g.is_null() {
+            return None;
+        }
+        self.runtail.store(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: runtail holds only pointers of live Gs, and only the
+        // owner takes them.
+        Some(unsafe { GRef::from_ptr(g) })
     }
 }
 
