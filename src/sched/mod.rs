@@ -416,7 +416,13 @@ impl Sched {
             // SeqCst: Release hands `g` to whoever takes it, Acquire takes
             // the old occupant, and being SeqCst it orders this store before
             // wakep's loads (see `wakep_after_runnext`).
-            let old = p.runnext.swap(g.as_ptr(), Ordering::SeqCst);
+            let old = if self.ps.len() == 1 {
+                let old = p.runnext.load(Ordering::Relaxed);
+                p.runnext.store(g.as_ptr(), Ordering::Release);
+                old
+            } else {
+                p.runnext.swap(g.as_ptr(), Ordering::SeqCst)
+            };
             if old.is_null() {
                 return;
             }
@@ -451,7 +457,13 @@ impl Sched {
         let queued = || !local.runq.is_empty() || !p.runtail.load(Ordering::Relaxed).is_null();
         if (inherit || !queued()) && !p.runnext.load(Ordering::Relaxed).is_null() {
             // Swap, not store: a thief may have taken it meanwhile.
-            let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            let next = if self.ps.len() == 1 {
+                let n = p.runnext.load(Ordering::Relaxed);
+                p.runnext.store(std::ptr::null_mut(), Ordering::Relaxed);
+                n
+            } else {
+                p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel)
+            };
             if !next.is_null() {
                 // Past the streak with nothing queued: the pair goes on,
                 // but in a new slice (schedtick moves, so the global queue
@@ -1256,7 +1268,10 @@ impl Sched {
             return None;
         }
         // Take it before looking at it: a thief may be starting it.
-        if p.runnext
+        if self.ps.len() == 1 {
+            p.runnext.store(std::ptr::null_mut(), Ordering::Relaxed);
+        } else if p
+            .runnext
             .compare_exchange(
                 next,
                 std::ptr::null_mut(),

@@ -17,12 +17,21 @@
 //! Other Ms only ever touch a P through `stealer`, `runnext` (a CAS steal)
 //! and the atomic counters.
 //!
-//! # The tail slot of a lone P
-//! A runtime with one P has no thieves, so a G that yields there does not
-//! go through the stealable queue (a locked instruction to take it out
-//! again): it waits in `runtail`, a slot that stands for the end of the
-//! local queue. Its owner only loads and stores it; other threads only read
-//! it to see that the P has work. The order stays FIFO: a G pushed to the
+//! # A lone P
+//! A runtime with one P has no thieves. Its owner therefore moves Gs in
+//! and out of `runnext` with plain loads and stores instead of the swap
+//! and compare-and-swap that race with thieves elsewhere (the swap's
+//! ordering before wakep's loads is moot: there is no other P to wake).
+//! Ownership still moves between Ms (sysmon's retake, a wired G's
+//! hand-off) only through the P's status and idle list, whose atomics
+//! order those accesses.
+//!
+//! Nor does a G that yields on a lone P go through the stealable queue (a
+//! locked instruction to take it out again): it waits in `runtail`, a
+//! slot that stands for the end of the local queue, and a yield that finds
+//! only the slot's G waiting swaps places with it (`Sched::yield_swap`).
+//! The owner only loads and stores the slot; other threads only read it
+//! to see that the P has work. The order stays FIFO: a G pushed to the
 //! queue while the slot is full first moves the slot's G in, and the slot
 //! is taken only once the queue is empty. With more than one P the slot
 //! is never used, so every queued G stays stealable.
