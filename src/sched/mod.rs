@@ -287,6 +287,13 @@ impl Sched {
         u64::try_from(t.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX / 2)
     }
 
+    /// Whether this runtime has a single P: nobody steals from it (see the
+    /// "A lone P" section of p.rs).
+    #[inline]
+    fn lone_p(&self) -> bool {
+        self.ps.len() == 1
+    }
+
     /// Whether the runtime is being dropped.
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
@@ -415,8 +422,9 @@ impl Sched {
         let g = if next {
             // SeqCst: Release hands `g` to whoever takes it, Acquire takes
             // the old occupant, and being SeqCst it orders this store before
-            // wakep's loads (see `wakep_after_runnext`).
-            let old = if self.ps.len() == 1 {
+            // wakep's loads (see `wakep_after_runnext`). A lone P has no
+            // thief to race and no other P to wake: plain load and store.
+            let old = if self.lone_p() {
                 let old = p.runnext.load(Ordering::Relaxed);
                 p.runnext.store(g.as_ptr(), Ordering::Release);
                 old
@@ -457,7 +465,7 @@ impl Sched {
         let queued = || !local.runq.is_empty() || !p.runtail.load(Ordering::Relaxed).is_null();
         if (inherit || !queued()) && !p.runnext.load(Ordering::Relaxed).is_null() {
             // Swap, not store: a thief may have taken it meanwhile.
-            let next = if self.ps.len() == 1 {
+            let next = if self.lone_p() {
                 let n = p.runnext.load(Ordering::Relaxed);
                 p.runnext.store(std::ptr::null_mut(), Ordering::Relaxed);
                 n
@@ -1185,12 +1193,11 @@ impl Sched {
                         // queue waits: go behind it, as Go's Gosched does,
                         // or a yield loop would leave it 1/61 of the turns.
                         self.global.push(g);
-                    } else if self.ps.len() == 1 {
+                    } else if self.lone_p() {
                         // A lone P: the tail slot (see p.rs), whose former
                         // occupant goes into the queue ahead of us.
-                        if !runtail.is_null() {
-                            // SAFETY: runtail holds only live Gs; we own p.
-                            local.runq.push(unsafe { GRef::from_ptr(runtail) });
+                        if let Some(t) = p.take_runtail() {
+                            local.runq.push(t);
                         }
                         p.runtail.store(g.as_ptr(), Ordering::Release);
                     } else {
@@ -1268,7 +1275,7 @@ impl Sched {
             return None;
         }
         // Take it before looking at it: a thief may be starting it.
-        if self.ps.len() == 1 {
+        if self.lone_p() {
             p.runnext.store(std::ptr::null_mut(), Ordering::Relaxed);
         } else if p
             .runnext

@@ -81,7 +81,8 @@ pub(crate) struct P {
     /// the module comment); null otherwise. Written only by the owner.
     pub(crate) runtail: AtomicPtr<G>,
     /// A G to run next, ahead of the queue. Written by the owner (swap) and
-    /// by thieves (CAS to null); AcqRel on both sides hands over the G.
+    /// by thieves (CAS to null); AcqRel on both sides hands over the G. On
+    /// a lone P only the owner touches it, with plain loads and stores.
     pub(crate) runnext: AtomicPtr<G>,
     /// Counts schedules that did not inherit a time slice; sysmon reads it.
     pub(crate) schedtick: AtomicU32,
