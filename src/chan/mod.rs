@@ -21,7 +21,7 @@
 //! A channel is a buffer (`cap` values; none for a rendezvous channel,
 //! unlimited for [`unbounded`]), a queue of blocked receivers and one of
 //! blocked senders (sudogs, see `waitq.rs`), and a closed flag, under one
-//! lock (a spin lock, see `spin.rs`). A send first hands its value straight to a blocked receiver, else
+//! lock. A send first hands its value straight to a blocked receiver, else
 //! buffers it, else blocks; a receive first takes from a blocked sender
 //! (for a buffered channel: the buffer's head, and the sender's value goes
 //! to the tail), else from the buffer, else blocks. A blocked operation is
@@ -45,14 +45,13 @@
 //! (the thread blocks), mixed freely on one channel.
 
 mod select;
-mod spin;
 mod waitq;
 
 use std::{
     collections::VecDeque,
     fmt,
     sync::{
-        Arc,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -63,10 +62,7 @@ pub use self::select::{
     Case, RecvCase, Registered, SelectResult, SelectWaiter, SendCase,
     deadline_after as __deadline_after, select_cases,
 };
-use self::{
-    spin::{SpinGuard, SpinLock},
-    waitq::{Sudog, WaitQ},
-};
+use self::waitq::{Sudog, WaitQ};
 use crate::{
     sched::g::WaitReason,
     time::deadline_after,
@@ -217,7 +213,7 @@ pub(crate) struct State<T> {
 unsafe impl<T: Send> Send for State<T> {}
 
 pub(crate) struct Chan<T> {
-    state: SpinLock<State<T>>,
+    state: Mutex<State<T>>,
     /// Buffer capacity; `usize::MAX` for unbounded.
     cap: usize,
     senders: AtomicUsize,
@@ -247,7 +243,7 @@ fn wake(w: Option<*const Waiter>) {
 impl<T> Chan<T> {
     fn new(cap: usize) -> Chan<T> {
         Chan {
-            state: SpinLock::new(State {
+            state: Mutex::new(State {
                 buf: VecDeque::with_capacity(if cap == usize::MAX { 0 } else { cap.min(1024) }),
                 closed: false,
                 disconnected: false,
@@ -261,8 +257,10 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    pub(crate) fn lock(&self) -> SpinGuard<'_, State<T>> {
-        self.state.lock()
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic never happens with the lock held (no user code runs
+        // under it but T's moves), so poisoning carries no meaning here.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Tries to send `v` with the lock held.
@@ -415,7 +413,7 @@ impl<T> Chan<T> {
     /// Returns (timed out, the sudog).
     fn block(
         &self,
-        mut st: SpinGuard<'_, State<T>>,
+        mut st: MutexGuard<'_, State<T>>,
         slot: Option<T>,
         send: bool,
         deadline: Option<Instant>,
