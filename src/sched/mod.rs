@@ -236,12 +236,6 @@ unsafe impl Send for Sched {}
 
 impl Sched {
     pub(crate) fn new(procs: usize, spec: StackSpec, debug: Debug) -> std::io::Result<Sched> {
-        // Both clocks are CLOCK_MONOTONIC: reading the nanosecond origin
-        // first puts it at or before `start`, so an instant's place on the
-        // runtime clock (`instant_nanos`) is never later than `nanotime`
-        // read at that instant: a deadline of `Instant::now()` has passed.
-        // (The other order made such a deadline lie a few dozen ns in the
-        // future, and a write right after it could still succeed.)
         let start_ns = mono_ns().unwrap_or(0);
         let start = Instant::now();
         Ok(Sched {
@@ -281,10 +275,26 @@ impl Sched {
         )
     }
 
-    /// `t` on the runtime's nanosecond clock (0 for instants before the
-    /// runtime started).
+    /// `t` on the runtime's nanosecond clock, taken relative to now as
+    /// Go's deadlines are (`nanotime() + t.Sub(time.Now())`): `Instant`
+    /// and `nanotime` read one clock, and reading `Instant` first makes
+    /// the result at most a few ns late, never early - a timer for `t`
+    /// never fires before `t`, and an instant already past maps to a time
+    /// already past. (From the two origins taken at start-up it was off by
+    /// the gap between their reads, one way or the other.) Far deadlines
+    /// saturate at `u64::MAX / 2`.
     pub(crate) fn instant_nanos(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX / 2)
+        let now_instant = Instant::now();
+        let now = self.nanotime();
+        match t.checked_duration_since(now_instant) {
+            Some(ahead) => {
+                let ahead = u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX);
+                now.saturating_add(ahead).min(u64::MAX / 2)
+            }
+            None => {
+                now.saturating_sub(u64::try_from((now_instant - t).as_nanos()).unwrap_or(u64::MAX))
+            }
+        }
     }
 
     /// Whether this runtime has a single P: nobody steals from it (see the
