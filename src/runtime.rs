@@ -371,8 +371,7 @@ fn teardown(sched: &Sched) {
         }
         local.gfree.clear();
         while local.runq.pop().is_some() {}
-        p.runtail
-            .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
+        p.take_runtail();
     }
     sched
         .gfree

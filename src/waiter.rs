@@ -175,28 +175,28 @@ impl Waiter {
         }
         let sched = self.sched.expect("a coroutine waiter knows its runtime");
         // Without a P of the G's runtime (a plain thread, mostly) the
-        // wake-up may race with the teardown: keep it counted until we are
-        // past the G too.
-        let p = sched.current_p();
-        let _in = p.is_none().then(|| sched.outside_wake());
-        let g = if self.direct {
-            // The G let go of the queue lock only once parked, and we found
-            // it under that lock: it is parked. (WOKEN here means it is
-            // being unwound at teardown: leave it.)
-            let abandoned = self.park.load(Ordering::Acquire) == WOKEN;
-            // SAFETY: `g` was set at creation and never changes.
-            let g = unsafe { *self.g.get() }.expect("a direct waiter has its G");
-            self.done.store(true, Ordering::Release);
-            (!abandoned).then_some(g)
-        } else {
+        // wake-up may race with the teardown: ready_taken keeps it counted
+        // until we are past the G too. The G is readied once we are past
+        // the waiter, which may be gone once `done` is seen.
+        sched.ready_taken(next, || {
+            if self.direct {
+                // The G let go of the queue lock only once parked, and we
+                // found it under that lock: it is parked. (WOKEN here means
+                // it is being unwound at teardown: leave it.)
+                let abandoned = self.park.load(Ordering::Acquire) == WOKEN;
+                // SAFETY: `g` was set at creation and never changes.
+                let g = unsafe { *self.g.get() }.expect("a direct waiter has its G");
+                self.done.store(true, Ordering::Release);
+                return (!abandoned).then_some(g);
+            }
             match self.park.swap(WOKEN, Ordering::AcqRel) {
                 // The G has not parked yet; its gopark callback sees WOKEN
                 // and it does not park (nor can it be unwound here).
-                EMPTY => return,
+                EMPTY => None,
                 PARKED => {
-                    // SAFETY: PARKED was published after `g` was written, and
-                    // only we saw PARKED: the G stays parked until we ready
-                    // it.
+                    // SAFETY: PARKED was published after `g` was written,
+                    // and only we saw PARKED: the G stays parked until we
+                    // ready it.
                     let g = unsafe { *self.g.get() }.expect("a parked waiter has its G");
                     self.done.store(true, Ordering::Release);
                     Some(g)
@@ -207,11 +207,7 @@ impl Waiter {
                     None
                 }
             }
-        };
-        // Past the waiter: it may be gone once `done` is seen.
-        if let Some(g) = g {
-            sched.ready_on(p, g, next);
-        }
+        });
     }
 
     /// Blocks until woken (the caller has made the waiter findable).

@@ -38,7 +38,6 @@ use std::{
 };
 
 use super::pd::{Mode, PollDesc, WaitError};
-use crate::sched::g::GRef;
 use crate::sched::{self, Sched};
 
 /// The longest a plain thread sleeps in poll(2) before re-checking the
@@ -220,10 +219,10 @@ impl PollFd {
         let sched = &*reg.sched;
         let when = deadline.map(|d| sched.instant_nanos(d));
         let mut timer = None;
-        wake_taken(sched, || {
+        sched.ready_taken(true, || {
             let (g, t) = reg.pd().set_deadline(mode, when, sched.nanotime());
             timer = t;
-            [g, None]
+            g
         });
         if let Some((when, seq)) = timer {
             crate::time::add_deadline_timer(sched, reg.pd, mode, when, seq);
@@ -238,9 +237,9 @@ impl PollFd {
             return;
         }
         if let Some(reg) = self.reg.get() {
-            wake_taken(&reg.sched, || {
+            reg.sched.ready_taken(true, || {
                 let (r, w) = reg.pd().close();
-                [r, w]
+                [r, w].into_iter().flatten()
             });
         }
         // SAFETY: shutdown on our open descriptor; ENOTCONN/ENOTSOCK are
@@ -396,21 +395,6 @@ impl PollFd {
                 }
             }
         }
-    }
-}
-
-/// Readies the Gs that `take` takes out of a pollDesc (close, a deadline
-/// moved). The caller may be a plain thread, racing the runtime's teardown,
-/// which unwinds a G parked on the pollDesc and then frees the Gs: such a
-/// wake-up is counted (`Sched::outside_wake`) *before* the pollDesc is
-/// touched, so a teardown that has not yet waited for outside wake-ups
-/// waits for this one, and one that has already waited unwound the G
-/// first, whose slot then reads empty.
-fn wake_taken(sched: &Sched, take: impl FnOnce() -> [Option<GRef>; 2]) {
-    let p = sched.current_p();
-    let _in = p.is_none().then(|| sched.outside_wake());
-    for g in take().into_iter().flatten() {
-        sched.ready_on(p, g, true);
     }
 }
 

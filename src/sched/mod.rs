@@ -236,10 +236,8 @@ unsafe impl Send for Sched {}
 
 impl Sched {
     pub(crate) fn new(procs: usize, spec: StackSpec, debug: Debug) -> std::io::Result<Sched> {
-        let start_ns = mono_ns().unwrap_or(0);
-        let start = Instant::now();
         Ok(Sched {
-            ps: (0..procs).map(P::new).collect(),
+            ps: (0..procs).map(|i| P::new(i, procs == 1)).collect(),
             global: Injector::new(),
             idle: Mutex::new(Idle {
                 ps: (0..procs).rev().collect(),
@@ -253,8 +251,8 @@ impl Sched {
             gfree: Mutex::new(Vec::new()),
             spec,
             shutdown: AtomicBool::new(false),
-            start,
-            start_ns,
+            start: Instant::now(),
+            start_ns: mono_ns().unwrap_or(0),
             debug,
             spawned_outside: AtomicUsize::new(0),
             exited_outside: AtomicUsize::new(0),
@@ -295,13 +293,6 @@ impl Sched {
                 now.saturating_sub(u64::try_from((now_instant - t).as_nanos()).unwrap_or(u64::MAX))
             }
         }
-    }
-
-    /// Whether this runtime has a single P: nobody steals from it (see the
-    /// "A lone P" section of p.rs).
-    #[inline]
-    fn lone_p(&self) -> bool {
-        self.ps.len() == 1
     }
 
     /// Whether the runtime is being dropped.
@@ -430,17 +421,7 @@ impl Sched {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
         let g = if next {
-            // SeqCst: Release hands `g` to whoever takes it, Acquire takes
-            // the old occupant, and being SeqCst it orders this store before
-            // wakep's loads (see `wakep_after_runnext`). A lone P has no
-            // thief to race and no other P to wake: plain load and store.
-            let old = if self.lone_p() {
-                let old = p.runnext.load(Ordering::Relaxed);
-                p.runnext.store(g.as_ptr(), Ordering::Release);
-                old
-            } else {
-                p.runnext.swap(g.as_ptr(), Ordering::SeqCst)
-            };
+            let old = p.put_runnext(g);
             if old.is_null() {
                 return;
             }
@@ -474,14 +455,8 @@ impl Sched {
         // slot included.
         let queued = || !local.runq.is_empty() || !p.runtail.load(Ordering::Relaxed).is_null();
         if (inherit || !queued()) && !p.runnext.load(Ordering::Relaxed).is_null() {
-            // Swap, not store: a thief may have taken it meanwhile.
-            let next = if self.lone_p() {
-                let n = p.runnext.load(Ordering::Relaxed);
-                p.runnext.store(std::ptr::null_mut(), Ordering::Relaxed);
-                n
-            } else {
-                p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel)
-            };
+            // A thief may have taken it meanwhile: `next` is then null.
+            let next = p.take_runnext();
             if !next.is_null() {
                 // Past the streak with nothing queued: the pair goes on,
                 // but in a new slice (schedtick moves, so the global queue
@@ -904,6 +879,26 @@ impl Sched {
         }
     }
 
+    /// Readies (with `next`, as [`Sched::ready_on`]) the Gs that `take`
+    /// takes out of wherever they wait. The caller may be a plain thread
+    /// racing the runtime's teardown, which unwinds parked Gs and then
+    /// frees them: such a wake-up is counted ([`Sched::outside_wake`])
+    /// *before* `take` runs, so a teardown that has not yet waited for
+    /// outside wake-ups waits for this one, and one that already has
+    /// unwound the G first (`take` then finds it gone).
+    #[inline]
+    pub(crate) fn ready_taken<I: IntoIterator<Item = GRef>>(
+        &self,
+        next: bool,
+        take: impl FnOnce() -> I,
+    ) {
+        let p = self.current_p();
+        let _in = p.is_none().then(|| self.outside_wake());
+        for g in take() {
+            self.ready_on(p, g, next);
+        }
+    }
+
     /// `ready` from a thread without a P (a plain thread, or the teardown).
     /// While the runtime is being dropped, the teardown takes parked Gs
     /// without a waker's claim, so the status moves by compare-and-swap
@@ -1203,13 +1198,12 @@ impl Sched {
                         // queue waits: go behind it, as Go's Gosched does,
                         // or a yield loop would leave it 1/61 of the turns.
                         self.global.push(g);
-                    } else if self.lone_p() {
+                    } else if p.lone {
                         // A lone P: the tail slot (see p.rs), whose former
                         // occupant goes into the queue ahead of us.
-                        if let Some(t) = p.take_runtail() {
+                        if let Some(t) = p.replace_runtail(g) {
                             local.runq.push(t);
                         }
-                        p.runtail.store(g.as_ptr(), Ordering::Release);
                     } else {
                         local.runq.push(g);
                     }
@@ -1257,6 +1251,7 @@ impl Sched {
         if !unsafe { next.own() }.locked_m.is_null() {
             return None;
         }
+        // `next` leaves the slot, `g` takes it.
         p.runtail.store(g.as_ptr(), Ordering::Release);
         local.runnext_streak = 0;
         p::bump32(&p.schedtick);
@@ -1284,19 +1279,9 @@ impl Sched {
         if next.is_null() || local.runnext_streak >= RUNNEXT_STREAK || self.is_shutting_down() {
             return None;
         }
-        // Take it before looking at it: a thief may be starting it.
-        if self.lone_p() {
-            p.runnext.store(std::ptr::null_mut(), Ordering::Relaxed);
-        } else if p
-            .runnext
-            .compare_exchange(
-                next,
-                std::ptr::null_mut(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        // Take it before looking at it: a thief may be starting it (then
+        // the slot is empty and we get null).
+        if p.take_runnext() != next {
             return None;
         }
         // SAFETY: runnext holds only live Gs; we took it, so we own it.

@@ -72,6 +72,8 @@ pub(crate) const STACK_CACHE_MAX: usize = 32;
 
 pub(crate) struct P {
     pub(crate) id: usize,
+    /// The runtime's only P: nobody steals from it (see "A lone P").
+    pub(crate) lone: bool,
     pub(crate) status: AtomicU8,
     /// Owner-only state.
     local: UnsafeCell<PLocal>,
@@ -134,10 +136,11 @@ unsafe impl Sync for P {}
 unsafe impl Send for P {}
 
 impl P {
-    pub(crate) fn new(id: usize) -> P {
+    pub(crate) fn new(id: usize, lone: bool) -> P {
         let runq = Worker::new_fifo();
         P {
             id,
+            lone,
             status: AtomicU8::new(PStatus::Idle as u8),
             stealer: runq.stealer(),
             local: UnsafeCell::new(PLocal {
@@ -197,6 +200,35 @@ impl P {
             + usize::from(!self.runtail.load(Ordering::Relaxed).is_null())
     }
 
+    /// Puts `g` in `runnext` (owner only); returns the G it displaced, or
+    /// null. SeqCst elsewhere: Release hands `g` to whoever takes it,
+    /// Acquire takes the old occupant, and being SeqCst it orders this
+    /// store before wakep's loads (see `Sched::wakep_after_runnext`). A
+    /// lone P has no thief to race and no other P to wake: a plain load and
+    /// store.
+    #[inline]
+    pub(crate) fn put_runnext(&self, g: GRef) -> *mut G {
+        if self.lone {
+            let old = self.runnext.load(Ordering::Relaxed);
+            self.runnext.store(g.as_ptr(), Ordering::Release);
+            return old;
+        }
+        self.runnext.swap(g.as_ptr(), Ordering::SeqCst)
+    }
+
+    /// Takes the G in `runnext` (owner only): null if it was empty or a
+    /// thief took it first (thieves only ever clear it, so a non-null
+    /// result is the G that was there).
+    #[inline]
+    pub(crate) fn take_runnext(&self) -> *mut G {
+        if self.lone {
+            let g = self.runnext.load(Ordering::Relaxed);
+            self.runnext.store(ptr::null_mut(), Ordering::Relaxed);
+            return g;
+        }
+        self.runnext.swap(ptr::null_mut(), Ordering::AcqRel)
+    }
+
     /// Takes the G in `runtail`, if any (owner only).
     #[inline]
     pub(crate) fn take_runtail(&self) -> Option<GRef> {
@@ -208,6 +240,16 @@ impl P {
         // SAFETY: runtail holds only pointers of live Gs, and only the
         // owner takes them.
         Some(unsafe { GRef::from_ptr(g) })
+    }
+
+    /// Puts `g` in `runtail` (owner of a lone P only); returns the G it
+    /// displaced, which the caller queues ahead of it.
+    #[inline]
+    pub(crate) fn replace_runtail(&self, g: GRef) -> Option<GRef> {
+        debug_assert!(self.lone, "the tail slot is for a lone P");
+        let old = self.take_runtail();
+        self.runtail.store(g.as_ptr(), Ordering::Release);
+        old
     }
 }
 
