@@ -1,6 +1,27 @@
 //! Small helpers shared by every layer: fatal errors and async-signal-safe
 //! output.
 
+/// The calling thread's last OS error (`errno`), read afresh on every call.
+/// Every system call wrapper of the runtime reads errno through this, never
+/// through `io::Error::last_os_error()` inline.
+///
+/// std declares `__errno_location` as a constant function (`ffi_const`), so
+/// once std's `errno()` is inlined into a loop LLVM computes errno's address
+/// once, before the loop, and reads through it on every pass. A coroutine's
+/// I/O loop (`read` → `EAGAIN` → park → retry) may resume on another thread:
+/// the retry's error was then read from the *first* thread's errno. It
+/// happened: a read that failed with `ECONNRESET` on the second thread was
+/// seen as `EAGAIN` (the first thread's last error), and the coroutine
+/// parked again for an edge the poller had already delivered - a hang in
+/// about a third of the runs of `net_tcp::peer_reset_is_connection_reset_on_read`
+/// in release builds (found in the disassembly: one `__errno_location` call
+/// hoisted above the loop). Out of line, the address is taken again on
+/// every call, after whatever switch came before it.
+#[inline(never)]
+pub(crate) fn last_os_error() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
 /// Writes `msg` to stderr and aborts. For broken runtime invariants, where
 /// unwinding would run user code on a state that no longer holds; the
 /// message starts with `runtime:` so it can be grepped.

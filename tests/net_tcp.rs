@@ -283,6 +283,36 @@ fn peer_reset_is_connection_reset_on_read() {
     });
 }
 
+/// A read that parks on `EAGAIN` and is resumed by another M must judge its
+/// retry by that retry's error. std's errno accessor is a constant function
+/// to LLVM, so an I/O loop that read errno through it inline kept the first
+/// thread's errno address: after a migration the retry's `ECONNRESET` read
+/// as the first thread's `EAGAIN`, and the reader parked again for an edge
+/// already delivered (a hang in about a third of single runs of the test
+/// above, release builds only; see `util::last_os_error`). Many rounds on
+/// two Ps make a migration between the two reads near certain; the read
+/// deadline turns a lost wake-up into a wrong error instead of a hang.
+#[test]
+fn a_read_resumed_on_another_thread_sees_its_own_error() {
+    run(|| {
+        let (l, addr) = listen();
+        for round in 0..300 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept().unwrap();
+            s.set_linger(Some(Duration::ZERO)).unwrap();
+            c.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)));
+            let reader = gort::go!(move || {
+                let mut buf = [0u8; 16];
+                c.read(&mut buf)
+            });
+            gort::yield_now();
+            drop(s);
+            let e = reader.join().unwrap().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConnectionReset, "round {round}: {e}");
+        }
+    });
+}
+
 /// One round of a stream whose end arrives right behind its last data: the
 /// server reads a short "x", acknowledges it, and reads again (parking
 /// first, as after any short read); the client then sends "yz" and ends

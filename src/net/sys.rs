@@ -20,7 +20,7 @@ use std::{
 /// Fails with the last OS error if `r` is negative.
 pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
-        Err(io::Error::last_os_error())
+        Err(crate::util::last_os_error())
     } else {
         Ok(r)
     }
@@ -29,7 +29,7 @@ pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 /// As [`cvt`], for calls returning a byte count.
 pub(crate) fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     if r < 0 {
-        Err(io::Error::last_os_error())
+        Err(crate::util::last_os_error())
     } else {
         Ok(r as usize)
     }

@@ -32,7 +32,7 @@ pub(crate) struct Poller {
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
-        Err(io::Error::last_os_error())
+        Err(crate::util::last_os_error())
     } else {
         Ok(r)
     }
@@ -145,7 +145,7 @@ impl Poller {
                     0usize,
                 )
             } as libc::c_int;
-            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            if n < 0 && crate::util::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
                 self.pwait2.store(false, Ordering::Relaxed);
             } else {
                 done = true;
@@ -163,7 +163,7 @@ impl Poller {
             };
         }
         if n < 0 {
-            let e = io::Error::last_os_error();
+            let e = crate::util::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {
                 Ok(0)
             } else {
@@ -216,7 +216,7 @@ impl Poller {
             if n == 8 {
                 return;
             }
-            let e = io::Error::last_os_error();
+            let e = crate::util::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
                 // The counter is saturated: a wake-up is pending anyway.

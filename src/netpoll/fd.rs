@@ -101,7 +101,7 @@ impl std::fmt::Debug for PollFd {
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
-        Err(io::Error::last_os_error())
+        Err(crate::util::last_os_error())
     } else {
         Ok(r)
     }
@@ -389,7 +389,7 @@ impl PollFd {
                 return Ok(());
             }
             if n < 0 {
-                let e = io::Error::last_os_error();
+                let e = crate::util::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }

@@ -39,7 +39,7 @@ pub(crate) struct Poller {
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
-        Err(io::Error::last_os_error())
+        Err(crate::util::last_os_error())
     } else {
         Ok(r)
     }
@@ -173,7 +173,7 @@ impl Poller {
             )
         };
         if n < 0 {
-            let e = io::Error::last_os_error();
+            let e = crate::util::last_os_error();
             // Interrupted: return, the caller recomputes its timeout.
             return if e.kind() == io::ErrorKind::Interrupted {
                 Ok(0)
@@ -228,7 +228,7 @@ impl Poller {
             if n == 1 {
                 return;
             }
-            match io::Error::last_os_error().kind() {
+            match crate::util::last_os_error().kind() {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock => return, // full: a wake-up is pending
                 _ => crate::util::fatal("runtime: netpoll wake-up write failed"),

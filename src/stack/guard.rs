@@ -264,7 +264,7 @@ pub(crate) fn ensure_altstack() -> io::Result<()> {
     let mut old = MaybeUninit::<libc::stack_t>::uninit();
     // SAFETY: queries the current alternate stack into valid memory.
     if unsafe { libc::sigaltstack(ptr::null(), old.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
+        return Err(crate::util::last_os_error());
     }
     // SAFETY: sigaltstack succeeded, so `old` is initialised.
     let old = unsafe { old.assume_init() };
@@ -278,7 +278,7 @@ pub(crate) fn ensure_altstack() -> io::Result<()> {
         };
         // SAFETY: `map` stays mapped until AltStack::drop disables the stack.
         if unsafe { libc::sigaltstack(&ss, ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(crate::util::last_os_error());
         }
         OWNED_ALTSTACK.set(Some(AltStack { _map: map }));
     }

@@ -213,7 +213,7 @@ fn install_guard_region(low: usize) -> io::Result<()> {
     // SAFETY: `low` is the first page of a slab cell that no stack uses
     // yet; installing a guard there only makes accesses to it fault.
     if unsafe { libc::madvise(low as *mut libc::c_void, page_size(), MADV_GUARD_INSTALL) } != 0 {
-        return Err(io::Error::last_os_error());
+        return Err(crate::util::last_os_error());
     }
     Ok(())
 }
@@ -288,7 +288,7 @@ impl Stack {
             // SAFETY: the first page lies inside the mapping we own.
             if unsafe { libc::mprotect(map.as_ptr().cast_mut().cast(), page, libc::PROT_NONE) } != 0
             {
-                let e = io::Error::last_os_error();
+                let e = crate::util::last_os_error();
                 return Err(mapping_error(
                     e,
                     format!("protect the guard page of a coroutine stack of {len} bytes"),
