@@ -22,6 +22,20 @@ pub(crate) fn last_os_error() -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
+/// Fails with the last OS error if `r` is negative (a libc call's -1).
+pub(crate) fn cvt(r: libc::c_int) -> std::io::Result<libc::c_int> {
+    if r < 0 { Err(last_os_error()) } else { Ok(r) }
+}
+
+/// As [`cvt`], for calls returning a byte count.
+pub(crate) fn cvt_size(r: libc::ssize_t) -> std::io::Result<usize> {
+    if r < 0 {
+        Err(last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
 /// Writes `msg` to stderr and aborts. For broken runtime invariants, where
 /// unwinding would run user code on a state that no longer holds; the
 /// message starts with `runtime:` so it can be grepped.

@@ -17,23 +17,7 @@ use std::{
     sync::OnceLock,
 };
 
-/// Fails with the last OS error if `r` is negative.
-pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(crate::util::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// As [`cvt`], for calls returning a byte count.
-pub(crate) fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
-    if r < 0 {
-        Err(crate::util::last_os_error())
-    } else {
-        Ok(r as usize)
-    }
-}
+pub(crate) use crate::util::{cvt, cvt_size};
 
 /// A new socket, non-blocking and close-on-exec from the start.
 pub(crate) fn socket(family: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {

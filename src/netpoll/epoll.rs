@@ -9,6 +9,7 @@ use std::{
 };
 
 use super::Event;
+use crate::util::cvt;
 
 /// The token of the wake-up eventfd; `open` refuses it.
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -28,14 +29,6 @@ pub(crate) struct Poller {
     /// Whether the kernel has epoll_pwait2 (Linux 5.11+), which takes a
     /// nanosecond timeout; without it timeouts round up to milliseconds.
     pwait2: AtomicBool,
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(crate::util::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 impl Poller {

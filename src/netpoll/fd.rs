@@ -39,6 +39,7 @@ use std::{
 
 use super::pd::{Mode, PollDesc, WaitError};
 use crate::sched::{self, Sched};
+use crate::util::cvt;
 
 /// The longest a plain thread sleeps in poll(2) before re-checking the
 /// deadline and the closed flag.
@@ -96,14 +97,6 @@ impl std::fmt::Debug for PollFd {
             .field("registered", &self.reg.get().is_some())
             .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish()
-    }
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(crate::util::last_os_error())
-    } else {
-        Ok(r)
     }
 }
 

@@ -22,6 +22,7 @@ use std::{
 };
 
 use super::Event;
+use crate::util::cvt;
 
 /// Events read per kevent call.
 const BATCH: usize = 64;
@@ -35,14 +36,6 @@ pub(crate) struct Poller {
     /// As in `epoll.rs`: set by the `wake` that wrote, cleared by the
     /// blocking poll that drained the pipe.
     wake_pending: AtomicBool,
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(crate::util::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 fn kevent_for(ident: RawFd, filter: i16, flags: u16, udata: u64) -> libc::kevent {
