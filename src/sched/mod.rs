@@ -613,8 +613,11 @@ impl Sched {
             None => {
                 if let Err(e) = self.newm(p, spinning) {
                     // No thread: give the P back; the work stays queued for
-                    // the running Ms. Say so once rather than losing it.
-                    crate::util::warn(&format!("cannot start a worker thread: {e}"));
+                    // the running Ms. Say so rather than losing it (unless
+                    // the runtime is going away, which is why newm refused).
+                    if !self.is_shutting_down() {
+                        crate::util::warn(&format!("cannot start a worker thread: {e}"));
+                    }
                     if spinning {
                         self.nmspinning.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -627,6 +630,17 @@ impl Sched {
     /// Starts a new M thread that begins with `p`.
     fn newm(&self, p: &'static P, spinning: bool) -> std::io::Result<()> {
         let mut allm = self.allm.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under `allm`'s lock, which `stop_all_ms` takes after
+        // setting the flag: an M started before that is in `allm` and gets
+        // joined; one started after would never be, and would run on the
+        // Sched after it is freed. (A plain thread's wake-up during a
+        // runtime's drop did exactly that: `wakep` started an M once
+        // `stop_all_ms` had joined the others; under load, 1 run in ~15 of
+        // sync_teardown's plain-thread test then failed on the next
+        // runtime - an `nmspinning` underflow, a garbage G pointer.)
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("the runtime is shutting down"));
+        }
         let m = Arc::new(M::new(allm.len(), self as *const Sched));
         m.next_spinning.store(spinning, Ordering::Relaxed);
         m.nextp.store(p as *const P as *mut P, Ordering::Release);
