@@ -263,22 +263,29 @@ fn half_close_gives_eof_while_the_peer_still_writes() {
     });
 }
 
+/// One connection whose reader parks first (nothing was sent), then the
+/// peer resets it (linger 0): returns the reader's error. The read deadline
+/// turns a lost wake-up into a wrong error instead of a hang.
+fn reset_behind_a_parked_reader(l: &TcpListener, addr: SocketAddr) -> std::io::Error {
+    let mut c = TcpStream::connect(addr).unwrap();
+    let (s, _) = l.accept().unwrap();
+    s.set_linger(Some(Duration::ZERO)).unwrap();
+    assert_eq!(s.linger().unwrap(), Some(Duration::ZERO));
+    c.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)));
+    let reader = gort::go!(move || {
+        let mut buf = [0u8; 16];
+        c.read(&mut buf)
+    });
+    gort::yield_now();
+    drop(s);
+    reader.join().unwrap().unwrap_err()
+}
+
 #[test]
 fn peer_reset_is_connection_reset_on_read() {
     run(|| {
         let (l, addr) = listen();
-        let mut c = TcpStream::connect(addr).unwrap();
-        let (s, _) = l.accept().unwrap();
-        s.set_linger(Some(Duration::ZERO)).unwrap();
-        assert_eq!(s.linger().unwrap(), Some(Duration::ZERO));
-        // The reader parks first, then the RST arrives.
-        let reader = gort::go!(move || {
-            let mut buf = [0u8; 16];
-            c.read(&mut buf)
-        });
-        gort::yield_now();
-        drop(s);
-        let e = reader.join().unwrap().unwrap_err();
+        let e = reset_behind_a_parked_reader(&l, addr);
         assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
     });
 }
@@ -290,24 +297,13 @@ fn peer_reset_is_connection_reset_on_read() {
 /// as the first thread's `EAGAIN`, and the reader parked again for an edge
 /// already delivered (a hang in about a third of single runs of the test
 /// above, release builds only; see `util::last_os_error`). Many rounds on
-/// two Ps make a migration between the two reads near certain; the read
-/// deadline turns a lost wake-up into a wrong error instead of a hang.
+/// two Ps make a migration between the two reads near certain.
 #[test]
 fn a_read_resumed_on_another_thread_sees_its_own_error() {
     run(|| {
         let (l, addr) = listen();
         for round in 0..300 {
-            let mut c = TcpStream::connect(addr).unwrap();
-            let (s, _) = l.accept().unwrap();
-            s.set_linger(Some(Duration::ZERO)).unwrap();
-            c.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)));
-            let reader = gort::go!(move || {
-                let mut buf = [0u8; 16];
-                c.read(&mut buf)
-            });
-            gort::yield_now();
-            drop(s);
-            let e = reader.join().unwrap().unwrap_err();
+            let e = reset_behind_a_parked_reader(&l, addr);
             assert_eq!(e.kind(), ErrorKind::ConnectionReset, "round {round}: {e}");
         }
     });
