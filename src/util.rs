@@ -1,5 +1,5 @@
-//! Small helpers shared by every layer: fatal errors and async-signal-safe
-//! output.
+//! Small helpers shared by every layer: system-call results and errno,
+//! fatal errors and async-signal-safe output.
 
 /// The calling thread's last OS error (`errno`), read afresh on every call.
 /// Every system call wrapper of the runtime reads errno through this, never

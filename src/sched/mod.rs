@@ -638,7 +638,7 @@ impl Sched {
         // `stop_all_ms` had joined the others; under load, 1 run in ~15 of
         // sync_teardown's plain-thread test then failed on the next
         // runtime - an `nmspinning` underflow, a garbage G pointer.)
-        if self.shutdown.load(Ordering::Acquire) {
+        if self.is_shutting_down() {
             return Err(std::io::Error::other("the runtime is shutting down"));
         }
         let m = Arc::new(M::new(allm.len(), self as *const Sched));
