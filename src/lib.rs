@@ -56,6 +56,7 @@ struct ReadmeDoctests;
 pub mod chan;
 pub mod coro;
 pub mod local;
+mod lock;
 pub mod net;
 pub mod rt;
 pub mod runtime;

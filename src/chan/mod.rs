@@ -51,7 +51,7 @@ use std::{
     collections::VecDeque,
     fmt,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -64,6 +64,7 @@ pub use self::select::{
 };
 use self::waitq::{Sudog, WaitQ};
 use crate::{
+    lock::{Lock, LockGuard},
     sched::g::WaitReason,
     time::deadline_after,
     waiter::{TIMEOUT, Waiter},
@@ -213,7 +214,7 @@ pub(crate) struct State<T> {
 unsafe impl<T: Send> Send for State<T> {}
 
 pub(crate) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: Lock<State<T>>,
     /// Buffer capacity; `usize::MAX` for unbounded.
     cap: usize,
     senders: AtomicUsize,
@@ -243,7 +244,7 @@ fn wake(w: Option<*const Waiter>) {
 impl<T> Chan<T> {
     fn new(cap: usize) -> Chan<T> {
         Chan {
-            state: Mutex::new(State {
+            state: Lock::new(State {
                 buf: VecDeque::with_capacity(if cap == usize::MAX { 0 } else { cap.min(1024) }),
                 closed: false,
                 disconnected: false,
@@ -257,10 +258,8 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // A panic never happens with the lock held (no user code runs
-        // under it but T's moves), so poisoning carries no meaning here.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> LockGuard<'_, State<T>> {
+        self.state.lock()
     }
 
     /// Tries to send `v` with the lock held.
@@ -413,7 +412,7 @@ impl<T> Chan<T> {
     /// Returns (timed out, the sudog).
     fn block(
         &self,
-        mut st: MutexGuard<'_, State<T>>,
+        mut st: LockGuard<'_, State<T>>,
         slot: Option<T>,
         send: bool,
         deadline: Option<Instant>,
