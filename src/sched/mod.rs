@@ -1424,6 +1424,12 @@ impl Sched {
             // SAFETY: the caller owns p.
             let local = unsafe { p.local() };
             if let Some(g) = local.gfree.pop() {
+                // The next spawn's G was most likely freed on another M
+                // (Gs die where they run): start moving its lines here
+                // now, so that spawn does not stall on them.
+                if let Some(n) = local.gfree.last() {
+                    crate::util::prefetch_for_write(n.as_ptr().cast(), std::mem::size_of::<g::G>());
+                }
                 return g;
             }
             let mut global = self.gfree.lock().unwrap_or_else(|e| e.into_inner());
