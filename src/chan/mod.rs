@@ -372,9 +372,8 @@ impl<T> Chan<T> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(SendTimeoutError::Timeout(v));
         }
-        let (timed_out, sg) = self.block(st, Some(v), true, deadline);
-        let v = sg.slot.into_inner();
-        match (timed_out, sg.success.get()) {
+        let (timed_out, success, v) = self.block(st, Some(v), true, deadline);
+        match (timed_out, success) {
             (true, _) => Err(SendTimeoutError::Timeout(v.expect("an unsent value stays"))),
             (false, true) => Ok(()),
             (false, false) => Err(SendTimeoutError::Closed(v.expect("an unsent value stays"))),
@@ -396,27 +395,24 @@ impl<T> Chan<T> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(RecvTimeoutError::Timeout);
         }
-        let (timed_out, sg) = self.block(st, None, false, deadline);
-        match (timed_out, sg.success.get()) {
+        let (timed_out, success, v) = self.block(st, None, false, deadline);
+        match (timed_out, success) {
             (true, _) => Err(RecvTimeoutError::Timeout),
-            (false, true) => Ok(sg
-                .slot
-                .into_inner()
-                .expect("a completed receive has its value")),
+            (false, true) => Ok(v.expect("a completed receive has its value")),
             (false, false) => Err(RecvTimeoutError::Closed),
         }
     }
 
     /// Queues a sudog holding `slot`, unlocks and waits until a
     /// counterpart completes it, close wakes it, or `deadline` passes.
-    /// Returns (timed out, the sudog).
+    /// Returns (timed out, completed, what the slot holds then).
     fn block(
         &self,
         mut st: LockGuard<'_, State<T>>,
         slot: Option<T>,
         send: bool,
         deadline: Option<Instant>,
-    ) -> (bool, Sudog<T>) {
+    ) -> (bool, bool, Option<T>) {
         match deadline {
             None => {
                 let w = Waiter::new_locked();
@@ -432,7 +428,7 @@ impl<T> Chan<T> {
                 // The lock goes with the park (Go's chanparkcommit).
                 w.wait_locked(st, WaitReason::Chan);
                 std::mem::forget(guard); // a waker claimed and unlinked it
-                (false, sg)
+                (false, sg.success.get(), sg.slot.into_inner())
             }
             Some(d) => {
                 let w = Arc::new(Waiter::new());
@@ -447,7 +443,7 @@ impl<T> Chan<T> {
                 };
                 let claim = Waiter::wait_deadline(&w, d, WaitReason::Chan);
                 drop(guard); // unlinks after a timeout; a no-op otherwise
-                (claim == TIMEOUT, sg)
+                (claim == TIMEOUT, sg.success.get(), sg.slot.into_inner())
             }
         }
     }

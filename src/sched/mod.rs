@@ -1162,7 +1162,7 @@ impl Sched {
             if self.debug.longrun
                 && let Some(p) = ml.p
             {
-                p.run_since.store(self.nanotime(), Ordering::Relaxed);
+                self.note_run_start(p);
             }
             // SAFETY: `sp` is g's saved context; g returns to this g0 with a
             // Req (or exits); we pass our M so it knows where it runs.
@@ -1311,11 +1311,20 @@ impl Sched {
         local.runnext_streak += 1;
         p::bump(&p.switches);
         if self.debug.longrun {
-            p.run_since.store(self.nanotime(), Ordering::Relaxed);
+            self.note_run_start(p);
         }
         g.set_status(GStatus::Running);
         ml.curg = Some(g);
         Some(g)
+    }
+
+    /// Stamps the start of a G's run on `p`, for sysmon's long-run report
+    /// (`GORT_DEBUG=longrun`). Out of line: the clock call would make every
+    /// switch save registers it otherwise does not need.
+    #[cold]
+    #[inline(never)]
+    fn note_run_start(&self, p: &P) {
+        p.run_since.store(self.nanotime(), Ordering::Relaxed);
     }
 
     /// Runs on the G that `from` switched to directly (`handoff_next`),
