@@ -42,6 +42,14 @@ unsafe impl<T: Send> Send for Lock<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Lock<T> {}
 
+// Unwind safety, as std's Mutex declares it (there through poisoning):
+// no user code runs while a Lock is held, only moves of values, so an
+// unwind can never observe its data half updated. Without these, every
+// public type holding one (channel handles, WaitGroup, Semaphore...) would
+// stop being usable inside `catch_unwind`.
+impl<T> std::panic::UnwindSafe for Lock<T> {}
+impl<T> std::panic::RefUnwindSafe for Lock<T> {}
+
 /// Access to a [`Lock`]'s data; unlocks when dropped.
 pub(crate) struct LockGuard<'a, T> {
     lock: &'a Lock<T>,
@@ -49,7 +57,7 @@ pub(crate) struct LockGuard<'a, T> {
 }
 
 impl<T> Lock<T> {
-    pub(crate) fn new(data: T) -> Lock<T> {
+    pub(crate) const fn new(data: T) -> Lock<T> {
         Lock {
             raw: imp::RawLock::new(),
             data: UnsafeCell::new(data),

@@ -316,3 +316,25 @@ fn dropping_a_runtime_with_coroutines_parked_on_channels() {
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     });
 }
+
+/// The channel handles and the sync primitives keep the auto traits users
+/// rely on (they hold the runtime's own lock, which is not std's Mutex):
+/// Send + Sync where T allows, and usable inside `catch_unwind` without
+/// `AssertUnwindSafe`, as std's channels and Mutex are. A compile-time
+/// check: this test fails to build if one is lost.
+#[test]
+fn handles_and_primitives_keep_their_auto_traits() {
+    use std::panic::{RefUnwindSafe, UnwindSafe};
+    fn check<T: Send + Sync + UnwindSafe + RefUnwindSafe>() {}
+    fn check_send<T: Send + UnwindSafe + RefUnwindSafe>() {}
+    check_send::<gort::chan::Sender<u32>>();
+    check_send::<gort::chan::Receiver<u32>>();
+    check::<gort::sync::WaitGroup>();
+    check::<gort::sync::Semaphore>();
+    check::<gort::sync::Cond>();
+    // (gort::sync::Mutex and RwLock hold the user's data in an UnsafeCell
+    // and do not poison, so they are not RefUnwindSafe; only Send + Sync.)
+    fn check_sync<T: Send + Sync>() {}
+    check_sync::<gort::sync::Mutex<u32>>();
+    check_sync::<gort::sync::RwLock<u32>>();
+}

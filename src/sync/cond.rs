@@ -19,6 +19,7 @@ use super::{
     MutexGuard,
     sema::{Node, Slot, WaitList, Wakes, block, lock},
 };
+use crate::lock::Lock;
 use crate::sched::g::WaitReason;
 
 /// A condition variable (Go's `sync.Cond`): coroutines or threads wait
@@ -47,14 +48,14 @@ use crate::sched::g::WaitReason;
 /// });
 /// ```
 pub struct Cond {
-    q: std::sync::Mutex<WaitList<()>>,
+    q: Lock<WaitList<()>>,
 }
 
 impl Cond {
     /// A condition variable with no waiters.
     pub const fn new() -> Cond {
         Cond {
-            q: std::sync::Mutex::new(WaitList::new()),
+            q: Lock::new(WaitList::new()),
         }
     }
 

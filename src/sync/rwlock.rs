@@ -46,6 +46,7 @@ use std::{
 };
 
 use super::sema::{Node, Slot, WaitList, Wakes, block, lock};
+use crate::lock::Lock;
 use crate::sched::g::WaitReason;
 
 const WRITER: usize = 1;
@@ -81,7 +82,7 @@ enum Kind {
 /// ```
 pub struct RwLock<T: ?Sized> {
     state: AtomicUsize,
-    q: std::sync::Mutex<WaitList<Kind>>,
+    q: Lock<WaitList<Kind>>,
     data: UnsafeCell<T>,
 }
 
@@ -119,7 +120,7 @@ impl<T> RwLock<T> {
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
             state: AtomicUsize::new(0),
-            q: std::sync::Mutex::new(WaitList::new()),
+            q: Lock::new(WaitList::new()),
             data: UnsafeCell::new(value),
         }
     }

@@ -50,22 +50,23 @@
 use std::{
     ptr,
     sync::{
-        Arc, MutexGuard,
+        Arc,
         atomic::{AtomicU32, Ordering},
     },
     time::Instant,
 };
 
 use crate::{
+    lock::{Lock, LockGuard},
     sched::g::WaitReason,
     waiter::{TIMEOUT, Waiter},
 };
 
-/// Locks a queue lock. Nothing panics while holding one, so poisoning is
-/// impossible; it is ignored anyway.
+/// Locks a queue lock (the runtime's [`Lock`]: nothing panics while
+/// holding one, so it has no poisoning to handle).
 #[inline]
-pub(crate) fn lock<S>(m: &std::sync::Mutex<S>) -> MutexGuard<'_, S> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+pub(crate) fn lock<S>(m: &Lock<S>) -> LockGuard<'_, S> {
+    m.lock()
 }
 
 /// One waiting coroutine or thread in a [`WaitList`]; see the module
@@ -316,7 +317,7 @@ impl Slot {
 /// `node` is valid and linked behind `lock` (or claimed), points to
 /// `slot`'s waiter, and neither moves nor is freed before this returns.
 pub(crate) unsafe fn block<S, T, A>(
-    lock: &std::sync::Mutex<S>,
+    lock: &Lock<S>,
     slot: &Slot,
     node: *mut Node<T>,
     deadline: Option<Instant>,
@@ -327,7 +328,7 @@ where
     A: FnOnce(&mut S, *mut Node<T>, bool, &mut Wakes),
 {
     struct Guard<'a, S, T, A: FnOnce(&mut S, *mut Node<T>, bool, &mut Wakes)> {
-        lock: &'a std::sync::Mutex<S>,
+        lock: &'a Lock<S>,
         slot: &'a Slot,
         node: *mut Node<T>,
         abandon: Option<A>,
@@ -376,7 +377,7 @@ pub(crate) struct Sema {
     count: AtomicU32,
     nwait: AtomicU32,
     /// Waiters; a node's data is its ticket (a unit handed to it).
-    q: std::sync::Mutex<WaitList<bool>>,
+    q: Lock<WaitList<bool>>,
 }
 
 impl Sema {
@@ -384,7 +385,7 @@ impl Sema {
         Sema {
             count: AtomicU32::new(count),
             nwait: AtomicU32::new(0),
-            q: std::sync::Mutex::new(WaitList::new()),
+            q: Lock::new(WaitList::new()),
         }
     }
 

@@ -19,6 +19,7 @@ use std::{
 };
 
 use super::sema::{Node, Slot, WaitList, Wakes, block, lock};
+use crate::lock::Lock;
 use crate::sched::g::WaitReason;
 
 struct State {
@@ -50,7 +51,7 @@ struct State {
 /// ```
 pub struct Semaphore {
     size: usize,
-    state: std::sync::Mutex<State>,
+    state: Lock<State>,
 }
 
 impl Semaphore {
@@ -58,7 +59,7 @@ impl Semaphore {
     pub const fn new(size: usize) -> Semaphore {
         Semaphore {
             size,
-            state: std::sync::Mutex::new(State {
+            state: Lock::new(State {
                 cur: 0,
                 waiters: WaitList::new(),
             }),

@@ -26,11 +26,12 @@ use std::{
 };
 
 use super::sema::{Node, Slot, WaitList, Wakes, block, lock};
+use crate::lock::Lock;
 use crate::sched::g::WaitReason;
 
 struct Inner {
     count: AtomicI64,
-    q: std::sync::Mutex<WaitList<()>>,
+    q: Lock<WaitList<()>>,
 }
 
 /// Waits for a collection of coroutines (or threads) to finish: Go's
@@ -70,7 +71,7 @@ impl WaitGroup {
         WaitGroup {
             inner: Arc::new(Inner {
                 count: AtomicI64::new(0),
-                q: std::sync::Mutex::new(WaitList::new()),
+                q: Lock::new(WaitList::new()),
             }),
         }
     }
