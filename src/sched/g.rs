@@ -37,7 +37,7 @@ use std::{
     },
 };
 
-use super::{M, Sched, spawn::Task};
+use super::{M, Sched, task::TaskRef};
 use crate::{
     arch::StackPointer,
     stack::{Stack, StackSpec},
@@ -132,7 +132,7 @@ pub(crate) struct GOwned {
     /// Stack to take at first run.
     pub(crate) spec: StackSpec,
     /// What to run; taken at first run.
-    pub(crate) task: Option<Arc<dyn Task>>,
+    pub(crate) task: Option<TaskRef>,
     /// Name given by `Builder::name`.
     pub(crate) name: Option<Arc<str>>,
     /// The M this G is wired to by `lock_os_thread` (null: none). Written

@@ -90,6 +90,7 @@ pub(crate) mod p;
 pub(crate) mod park;
 pub(crate) mod spawn;
 pub(crate) mod sysmon;
+pub(crate) mod task;
 
 use std::{
     sync::{
@@ -193,6 +194,8 @@ pub(crate) struct Sched {
     pub(crate) allgs: Mutex<(Vec<GRef>, Vec<g::GChunk>)>,
     /// Free Gs shared by all Ps.
     pub(crate) gfree: Mutex<Vec<GRef>>,
+    /// Freed task cells shared between the Ps (`task.rs`).
+    pub(crate) tasks: task::TaskPool,
     /// The default stack for spawned Gs.
     pub(crate) spec: StackSpec,
     /// Set when the runtime is being dropped; Ms exit their loops.
@@ -249,6 +252,7 @@ impl Sched {
             nmidle: AtomicUsize::new(0),
             allgs: Mutex::new((Vec::new(), Vec::new())),
             gfree: Mutex::new(Vec::new()),
+            tasks: task::TaskPool::default(),
             spec,
             shutdown: AtomicBool::new(false),
             start: Instant::now(),

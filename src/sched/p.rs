@@ -120,6 +120,8 @@ pub(crate) struct PLocal {
     pub(crate) runq: Worker<GRef>,
     pub(crate) gfree: Vec<GRef>,
     pub(crate) stacks: Vec<Stack>,
+    /// Freed task cells, for this P's next spawns.
+    pub(crate) tasks: super::task::TaskCache,
     /// Consecutive schedules taken from `runnext` (inheriting the slice).
     pub(crate) runnext_streak: u32,
     /// Random state for the steal order.
@@ -147,6 +149,7 @@ impl P {
                 runq,
                 gfree: Vec::new(),
                 stacks: Vec::new(),
+                tasks: Default::default(),
                 runnext_streak: 0,
                 next_id: 0,
                 id_end: 0,

@@ -1,10 +1,11 @@
 //! newproc: spawning a G, and `JoinHandle`.
 //!
-//! A spawn makes one allocation: an `Arc<TaskCell<F, T>>` holding the
-//! closure until it runs and the result until it is joined. The G holds it
-//! as `Arc<dyn Task>`, the handle as `Arc<dyn JoinSlot<T>>`.
+//! A spawn makes one allocation at most: the task cell (`task.rs`) holding
+//! the closure until it runs and the result until it is joined, taken from
+//! the P's cache of freed cells when it can be. The G holds it as a
+//! `TaskRef`, the handle through its typed `Prefix<T>`.
 //!
-//! # Join state (`Join::state`, one word)
+//! # Join state (`Header::state`, one word)
 //! ```text
 //!   RUNNING ──complete──▶ DONE
 //!      │                   ▲
@@ -19,15 +20,10 @@
 //!   store of `DONE`); the joiner takes it after an Acquire load.
 
 use std::{
-    any::Any,
-    cell::UnsafeCell,
     fmt, io,
     marker::PhantomData,
-    panic::{self, AssertUnwindSafe},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    ptr::NonNull,
+    sync::{Arc, atomic::Ordering},
     thread::{self, Thread},
 };
 
@@ -35,26 +31,13 @@ use super::{
     Sched,
     g::{GRef, GStatus, WaitReason, getg},
     m::getm,
-    park::{ForcedUnwind, gopark, goready},
+    park::{gopark, goready},
+    task::{self, Prefix},
 };
 use crate::stack::StackSpec;
 
 const RUNNING: usize = 0;
 const DONE: usize = 1;
-
-/// What a G runs.
-pub(crate) trait Task: Send + Sync {
-    /// Runs the closure (once) and completes the join slot.
-    fn run(&self);
-    /// Completes the join slot with `payload` as the error, without running
-    /// the closure (which is dropped).
-    fn fail(&self, payload: Box<dyn Any + Send>);
-}
-
-/// The result side, seen by a `JoinHandle<T>`.
-trait JoinSlot<T>: Send + Sync {
-    fn join_state(&self) -> &Join<T>;
-}
 
 /// Who waits for a task to finish.
 enum Waiter {
@@ -62,67 +45,15 @@ enum Waiter {
     Thread(Thread),
 }
 
-struct Join<T> {
-    state: AtomicUsize,
-    result: UnsafeCell<Option<thread::Result<T>>>,
-}
-
-struct TaskCell<F, T> {
-    f: UnsafeCell<Option<F>>,
-    join: Join<T>,
-}
-
-// SAFETY: `f` is taken exactly once, by the G running the task; `result` is
-// written once by the completer before DONE and read once by the joiner
-// after it (Release/Acquire on `state`).
-unsafe impl<F: Send, T: Send> Sync for TaskCell<F, T> {}
-
-impl<F, T> Task for TaskCell<F, T>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    fn run(&self) {
-        // SAFETY: only the G running this task takes the closure, once.
-        let f = unsafe { (*self.f.get()).take() }.expect("a task runs once");
-        let r = panic::catch_unwind(AssertUnwindSafe(f));
-        if let Err(p) = &r
-            && p.is::<ForcedUnwind>()
-        {
-            self.join.complete(Err(Box::new(
-                "gort: the runtime was dropped before the coroutine finished",
-            )));
-            return;
-        }
-        self.join.complete(r);
-    }
-
-    fn fail(&self, payload: Box<dyn Any + Send>) {
-        // SAFETY: the task never ran and never will: we own the closure.
-        drop(unsafe { (*self.f.get()).take() });
-        self.join.complete(Err(payload));
-    }
-}
-
-impl<F, T> JoinSlot<T> for TaskCell<F, T>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    fn join_state(&self) -> &Join<T> {
-        &self.join
-    }
-}
-
-impl<T> Join<T> {
-    fn complete(&self, r: thread::Result<T>) {
+impl<T> Prefix<T> {
+    pub(crate) fn complete(&self, r: thread::Result<T>) {
         // SAFETY: only the completer writes, before publishing DONE.
         unsafe { *self.result.get() = Some(r) };
-        let mut s = self.state.load(Ordering::Acquire);
+        let mut s = self.header.state.load(Ordering::Acquire);
         loop {
             if s == RUNNING {
                 // Release: the result is visible to whoever sees DONE.
-                match self.state.compare_exchange(
+                match self.header.state.compare_exchange(
                     RUNNING,
                     DONE,
                     Ordering::AcqRel,
@@ -140,7 +71,7 @@ impl<T> Join<T> {
                 Waiter::G(g) => Waiter::G(*g),
                 Waiter::Thread(t) => Waiter::Thread(t.clone()),
             };
-            self.state.store(DONE, Ordering::Release);
+            self.header.state.store(DONE, Ordering::Release);
             match wake {
                 Waiter::G(g) => goready(g),
                 Waiter::Thread(t) => t.unpark(),
@@ -150,7 +81,7 @@ impl<T> Join<T> {
     }
 
     fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DONE
+        self.header.state.load(Ordering::Acquire) == DONE
     }
 
     /// Blocks until DONE (parking the G, or the thread) and takes the
@@ -160,7 +91,7 @@ impl<T> Join<T> {
             match getg() {
                 Some(g) => {
                     let waiter = Waiter::G(g);
-                    let state = &self.state;
+                    let state = &self.header.state;
                     let w = &waiter as *const Waiter as usize;
                     // SAFETY: the callback only CASes the state word (not
                     // on the G's stack) and publishes `waiter`, which lives
@@ -185,6 +116,7 @@ impl<T> Join<T> {
                     let waiter = Waiter::Thread(thread::current());
                     let w = &waiter as *const Waiter as usize;
                     if self
+                        .header
                         .state
                         .compare_exchange(RUNNING, w, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
@@ -208,13 +140,22 @@ impl<T> Join<T> {
 ///
 /// Dropping the handle detaches the coroutine; it keeps running.
 pub struct JoinHandle<T> {
-    slot: Arc<dyn JoinSlot<T>>,
+    /// The task cell, of which the handle holds one reference.
+    cell: NonNull<Prefix<T>>,
     id: u64,
     _not_sync: PhantomData<*const ()>,
 }
 
-// SAFETY: the handle only moves the right to take a `T` (which is Send).
+// SAFETY: the handle only moves the right to take a `T` (which is Send);
+// its reference to the cell is released atomically.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: the handle's reference, given up once.
+        unsafe { task::release(self.cell.cast()) }
+    }
+}
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -230,12 +171,18 @@ impl<T> JoinHandle<T> {
     /// coroutine (its M runs others meanwhile); on a plain thread it blocks
     /// the thread. `Err` carries the panic payload, as `std::thread` does.
     pub fn join(self) -> thread::Result<T> {
-        self.slot.join_state().wait()
+        self.prefix().wait()
+        // (dropping `self` here releases the cell)
     }
 
     /// Whether the coroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.slot.join_state().is_done()
+        self.prefix().is_done()
+    }
+
+    fn prefix(&self) -> &Prefix<T> {
+        // SAFETY: the handle's reference keeps the cell alive.
+        unsafe { self.cell.as_ref() }
     }
 
     /// The coroutine's id (as `gort::current().id()` reports inside it).
@@ -332,14 +279,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let cell = Arc::new(TaskCell {
-        f: UnsafeCell::new(Some(f)),
-        join: Join {
-            state: AtomicUsize::new(RUNNING),
-            result: UnsafeCell::new(None),
-        },
-    });
     let p = sched.current_p();
+    let (task, cell) = task::new_task(sched, p, f);
     let id = match p {
         // SAFETY: we own the current P.
         Some(p) => unsafe { p.local() }.take_id(),
@@ -348,7 +289,7 @@ where
     let g = sched.galloc(p);
     // SAFETY: a G from a free list (or new) is owned by us until queued.
     let own = unsafe { g.own() };
-    own.task = Some(cell.clone());
+    own.task = Some(task);
     own.name = name.map(Arc::from);
     own.spec = spec;
     own.sp = None;
@@ -366,7 +307,7 @@ where
         }
     }
     JoinHandle {
-        slot: cell,
+        cell,
         id,
         _not_sync: PhantomData,
     }

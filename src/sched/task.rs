@@ -1,0 +1,330 @@
+//! The task cell: the one block a spawn allocates. It holds the closure
+//! until the coroutine runs it and the result until the `JoinHandle`
+//! takes it, with the join state (`spawn.rs` describes that state
+//! machine) and a reference count. Freed blocks of the common small sizes
+//! are kept per P for the next spawns.
+//!
+//! # Layout
+//! ```text
+//!   #[repr(C)] Cell<T, F> { header: Header, result: Option<thread::Result<T>>, f: Option<F> }
+//!              └──────── Prefix<T> ────────┘
+//! ```
+//! The handle knows `T` but not `F`: the result sits right after the
+//! header, at an offset only `T` decides, so the handle reads it through
+//! `Prefix<T>`. What needs `F` (run, fail, drop) goes through the
+//! header's vtable.
+//!
+//! # References (`Header::refs`)
+//! ```text
+//!   2 at spawn (the G's TaskRef, the JoinHandle) ──each drop──▶ 1 ──▶ 0: freed
+//! ```
+//! Set to 2 by a plain store when the cell is built (nobody else knows it
+//! yet); the last release frees it (Release decrement, Acquire fence, as
+//! `Arc` does). The G's reference goes when the coroutine ends (or is torn
+//! down); the handle's when it is joined or dropped.
+//!
+//! # The block cache
+//! Blocks of at most `CLASSES` bytes are allocated at their class's size,
+//! so a freed one can serve any later spawn of that class. A block freed
+//! on an M that owns a P goes to that P's cache (`TaskCache`, owner only,
+//! no atomics); past `CACHE_MAX` half moves to the runtime's shared pool,
+//! from which a spawner with an empty cache takes a batch. Elsewhere (a
+//! plain thread, a torn-down runtime) blocks go back to the allocator.
+//! Coroutines mostly die on another M than the one that spawned them, so
+//! without the cache every block crossed threads through the allocator: in
+//! glibc a free into another thread's arena takes that arena's lock, which
+//! the spawning thread's malloc holds half the time.
+
+use std::{
+    alloc::{self, Layout},
+    any::Any,
+    cell::UnsafeCell,
+    panic::{self, AssertUnwindSafe},
+    ptr::NonNull,
+    sync::atomic::{self, AtomicUsize, Ordering},
+    thread,
+};
+
+use super::{
+    Sched,
+    m::getm,
+    p::{P, PStatus},
+    park::ForcedUnwind,
+};
+
+/// The size classes of cached blocks (bytes); a cell larger than the last,
+/// or aligned to more than `CLASS_ALIGN`, is allocated on its own.
+const CLASSES: [usize; 2] = [64, 128];
+const CLASS_ALIGN: usize = 16;
+/// Blocks a P keeps per class before sharing half with the pool.
+const CACHE_MAX: usize = 256;
+/// Blocks the shared pool keeps per class; past that they are freed.
+const POOL_MAX: usize = 4096;
+
+/// What every cell starts with.
+pub(crate) struct Header {
+    refs: AtomicUsize,
+    /// The join state (see `spawn.rs`).
+    pub(crate) state: AtomicUsize,
+    vtable: &'static VTable,
+}
+
+/// The operations that need the closure's type.
+struct VTable {
+    /// Takes the closure, runs it, completes the join state.
+    run: unsafe fn(NonNull<Header>),
+    /// Drops the closure without running it; completes with `payload`.
+    fail: unsafe fn(NonNull<Header>, Box<dyn Any + Send>),
+    /// Drops what the cell still holds and frees it.
+    free: unsafe fn(NonNull<Header>),
+}
+
+/// The part of a cell the handle sees.
+#[repr(C)]
+pub(crate) struct Prefix<T> {
+    pub(crate) header: Header,
+    pub(crate) result: UnsafeCell<Option<thread::Result<T>>>,
+}
+
+#[repr(C)]
+struct Cell<T, F> {
+    prefix: Prefix<T>,
+    f: UnsafeCell<Option<F>>,
+}
+
+impl<T, F> Cell<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    const VTABLE: VTable = VTable {
+        run: Self::run,
+        fail: Self::fail,
+        free: Self::free,
+    };
+
+    /// # Safety
+    /// `h` is the header of a live `Cell<T, F>`; called once, by the G.
+    unsafe fn run(h: NonNull<Header>) {
+        // SAFETY: forwarded: the cell is a Cell<T, F>.
+        let cell = unsafe { h.cast::<Self>().as_ref() };
+        // SAFETY: only the G running the task takes the closure, once.
+        let f = unsafe { (*cell.f.get()).take() }.expect("a task runs once");
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        if let Err(p) = &r
+            && p.is::<ForcedUnwind>()
+        {
+            cell.prefix.complete(Err(Box::new(
+                "gort: the runtime was dropped before the coroutine finished",
+            )));
+            return;
+        }
+        cell.prefix.complete(r);
+    }
+
+    /// # Safety
+    /// As `run`: the task never ran and never will.
+    unsafe fn fail(h: NonNull<Header>, payload: Box<dyn Any + Send>) {
+        // SAFETY: forwarded.
+        let cell = unsafe { h.cast::<Self>().as_ref() };
+        // SAFETY: the task never ran: we own the closure.
+        drop(unsafe { (*cell.f.get()).take() });
+        cell.prefix.complete(Err(payload));
+    }
+
+    /// # Safety
+    /// `h` is a `Cell<T, F>` whose last reference was just released.
+    unsafe fn free(h: NonNull<Header>) {
+        let p = h.cast::<Self>();
+        // SAFETY: no reference is left: we own the cell and drop its
+        // fields in place once, then give the block back.
+        unsafe {
+            p.as_ptr().drop_in_place();
+            free_block(p.cast(), Layout::new::<Self>());
+        }
+    }
+}
+
+/// Builds the cell for `f` with its two references (the G's, the
+/// handle's). `p`: the spawner's P in `sched`, if it has one.
+pub(crate) fn new_task<F, T>(sched: &Sched, p: Option<&P>, f: F) -> (TaskRef, NonNull<Prefix<T>>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let layout = Layout::new::<Cell<T, F>>();
+    let block = alloc_block(sched, p, layout).cast::<Cell<T, F>>();
+    // SAFETY: a fresh block of the cell's layout (or larger, same
+    // alignment), written whole before anyone sees it.
+    unsafe {
+        block.as_ptr().write(Cell {
+            prefix: Prefix {
+                header: Header {
+                    refs: AtomicUsize::new(2),
+                    state: AtomicUsize::new(0),
+                    vtable: &Cell::<T, F>::VTABLE,
+                },
+                result: UnsafeCell::new(None),
+            },
+            f: UnsafeCell::new(Some(f)),
+        });
+    }
+    (TaskRef(block.cast()), block.cast())
+}
+
+/// Drops one reference to the cell of `h`; the last frees it.
+///
+/// # Safety
+/// The caller owns one of the cell's references and gives it up.
+pub(crate) unsafe fn release(h: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the cell alive until here.
+    let header = unsafe { h.as_ref() };
+    if header.refs.fetch_sub(1, Ordering::Release) == 1 {
+        atomic::fence(Ordering::Acquire);
+        // SAFETY: that was the last reference.
+        unsafe { (header.vtable.free)(h) };
+    }
+}
+
+/// The G's reference to its task: run once (or failed), then dropped.
+pub(crate) struct TaskRef(NonNull<Header>);
+
+// SAFETY: the closure is Send and runs on whichever thread runs the G; the
+// reference count is atomic.
+unsafe impl Send for TaskRef {}
+
+impl TaskRef {
+    /// Runs the closure and completes the join state.
+    pub(crate) fn run(&self) {
+        // SAFETY: the G runs its task once; the cell lives while we hold it.
+        unsafe { (self.0.as_ref().vtable.run)(self.0) }
+    }
+
+    /// Completes the join state with `payload` without running the
+    /// closure (which is dropped).
+    pub(crate) fn fail(&self, payload: Box<dyn Any + Send>) {
+        // SAFETY: as in `run`; the task has not run and will not.
+        unsafe { (self.0.as_ref().vtable.fail)(self.0, payload) }
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: this is the G's reference, given up once.
+        unsafe { release(self.0) }
+    }
+}
+
+/// A P's freed blocks, by class (owner only).
+#[derive(Default)]
+pub(crate) struct TaskCache {
+    free: [Vec<NonNull<u8>>; CLASSES.len()],
+}
+
+impl Drop for TaskCache {
+    fn drop(&mut self) {
+        for (i, blocks) in self.free.iter_mut().enumerate() {
+            for b in blocks.drain(..) {
+                // SAFETY: every cached block was allocated with its class's
+                // layout and is owned by the cache.
+                unsafe { alloc::dealloc(b.as_ptr(), class_layout(i)) };
+            }
+        }
+    }
+}
+
+// SAFETY: the cache owns its blocks (plain memory); it moves with its P or
+// its runtime, and only one thread touches it at a time (the P's owner, or
+// the holder of the pool's lock).
+unsafe impl Send for TaskCache {}
+
+/// The runtime's shared pool of blocks (under its lock).
+pub(crate) type TaskPool = crate::lock::Lock<TaskCache>;
+
+/// The class of a layout, if its blocks are cached.
+fn class_of(layout: Layout) -> Option<usize> {
+    if layout.align() > CLASS_ALIGN {
+        return None;
+    }
+    CLASSES.iter().position(|&c| layout.size() <= c)
+}
+
+fn class_layout(class: usize) -> Layout {
+    Layout::from_size_align(CLASSES[class], CLASS_ALIGN).expect("a valid class layout")
+}
+
+/// A block for `layout`: from `p`'s cache, a batch from `sched`'s pool, or
+/// the allocator.
+fn alloc_block(sched: &Sched, p: Option<&P>, layout: Layout) -> NonNull<u8> {
+    let Some(class) = class_of(layout) else {
+        return alloc_fresh(layout);
+    };
+    if let Some(p) = p {
+        // SAFETY: the caller owns p (it is the spawner's current P).
+        let cache = &mut unsafe { p.local() }.tasks.free[class];
+        if let Some(b) = cache.pop() {
+            return b;
+        }
+        let mut pool = sched.tasks.lock();
+        let from = &mut pool.free[class];
+        let n = from.len().min(CACHE_MAX / 2);
+        let at = from.len() - n;
+        cache.extend(from.drain(at..));
+        drop(pool);
+        if let Some(b) = cache.pop() {
+            return b;
+        }
+    }
+    alloc_fresh(class_layout(class))
+}
+
+fn alloc_fresh(layout: Layout) -> NonNull<u8> {
+    // SAFETY: a cell is never zero-sized (its header is not).
+    let b = unsafe { alloc::alloc(layout) };
+    NonNull::new(b).unwrap_or_else(|| alloc::handle_alloc_error(layout))
+}
+
+/// Gives back a block allocated by `alloc_block` for `layout`: into the
+/// cache of the P this thread runs with, if it is an M holding one, else
+/// to the allocator.
+///
+/// # Safety
+/// `b` came from `alloc_block(_, _, layout)`, its contents are dropped,
+/// and nobody uses it any more.
+unsafe fn free_block(b: NonNull<u8>, layout: Layout) {
+    let Some(class) = class_of(layout) else {
+        // SAFETY: allocated on its own with `layout`.
+        unsafe { alloc::dealloc(b.as_ptr(), layout) };
+        return;
+    };
+    let m = getm();
+    if !m.is_null() {
+        // SAFETY: a non-null M of this thread is live, and we run on it.
+        let (m, ml) = unsafe { (&*m, (*m).local()) };
+        // A P in a blocking call may be retaken by sysmon meanwhile: only
+        // a running one is ours to touch.
+        if let Some(p) = ml.p.filter(|p| p.status() == PStatus::Running) {
+            // SAFETY: this M owns p.
+            let cache = &mut unsafe { p.local() }.tasks.free[class];
+            cache.push(b);
+            if cache.len() > CACHE_MAX {
+                // Down to half: into the shared pool while it has room,
+                // the rest back to the allocator.
+                let excess = cache.len() - CACHE_MAX / 2;
+                let mut pool = m.sched().tasks.lock();
+                let to = &mut pool.free[class];
+                let moved = POOL_MAX.saturating_sub(to.len()).min(excess);
+                to.extend(cache.drain(cache.len() - moved..));
+                drop(pool);
+                while cache.len() > CACHE_MAX / 2 {
+                    let b = cache.pop().expect("a block above the bound");
+                    // SAFETY: a cached block of this class's layout.
+                    unsafe { alloc::dealloc(b.as_ptr(), class_layout(class)) };
+                }
+            }
+            return;
+        }
+    }
+    // SAFETY: allocated with the class's layout.
+    unsafe { alloc::dealloc(b.as_ptr(), class_layout(class)) };
+}
