@@ -128,12 +128,16 @@ fn higher_is_better(metric: &str) -> bool {
 
 /// The unit of a metric's figures.
 fn unit(metric: &str) -> &'static str {
-    const UNITS: [(&str, &str); 14] = [
+    const UNITS: [(&str, &str); 18] = [
         ("switch_roundtrip", "ns"),
         ("stack_create", "ns"),
         ("yield", "ns"),
         ("spawn_ns", "ns"),
         ("spawn_peak_rss", "MiB"),
+        ("spawn_wg_peak_rss", "MiB"),
+        ("spawn_floor_peak_rss", "MiB"),
+        ("spawn_wg_ns", "ns"),
+        ("spawn_floor_ns", "ns"),
         ("timers_", "ms"),
         ("echo_rps_", "req/s"),
         ("echo_p99_", "µs"),

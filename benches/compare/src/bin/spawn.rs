@@ -12,11 +12,12 @@
 //!
 //! - gort: `Runtime::builder().procs(2)`; the main coroutine (`block_on`)
 //!   keeps the `JoinHandle`s in a `Vec` and joins them in order, as the
-//!   may and tokio sides do. (`--side gort-wg` is Go's program exactly: a
-//!   `gort::sync::WaitGroup`, handles dropped at once. Measured on
-//!   2026-11-23, 5 alternating runs: 215-514 ns against 227-299 ns with
-//!   handles and Go's 172-554 ns; peak RSS 64-103 MiB against 107-144 MiB.
-//!   It is not faster, so the comparison keeps the handle side.)
+//!   may and tokio sides do.
+//! - gort-wg: Go's program exactly, a `gort::sync::WaitGroup` and the
+//!   handles dropped at once; compared with Go on its own line
+//!   (`spawn_wg_ns`).
+//! - floor: no runtime; the harness's own memory work (see `floor_side`),
+//!   compared with gort's handle side and with Go.
 //! - Go (`benches/go/spawn`): `GOMAXPROCS=2`; `wg.Add(1)` before each `go`,
 //!   `wg.Done()` in the goroutine, `wg.Wait()` in the main goroutine.
 //! - may: `may::config().set_workers(2)`; a main `may::go!` coroutine
@@ -29,18 +30,18 @@
 //! them exhausts the kernel's mapping limit (`vm.max_map_count`). A side
 //! that fails is reported as `failed(<why>)` and not run again. gort and
 //! may are also compared at the smaller counts of `SMALL`. The samples
-//! alternate gort, go, may, tokio (at N), then gort, may at each smaller
-//! count, for `ROUNDS` rounds; the medians are reported.
+//! alternate gort, go, may, tokio, floor, gort-wg (at N), then gort, may
+//! at each smaller count, for `ROUNDS` rounds; the medians are reported.
 //!
 //! Usage:
 //! - `spawn [--go PATH] [--rounds R]`: the comparison (without `--go`, no
 //!   Go lines).
-//! - `spawn --side gort|may|tokio N`: one sample; prints
+//! - `spawn --side gort|gort-wg|floor|may|tokio N`: one sample; prints
 //!   `ns=<ns per coroutine> hwm_kib=<peak RSS>`.
-//! - `spawn --side gort-wg|gort-1p|gort-detached|gort-detached-1p N`:
-//!   diagnostic variants of the gort side, for analysis only: with a
-//!   WaitGroup (above); on 1 P, and/or with the handles dropped at spawn
-//!   and the main coroutine yielding until the counter reaches N.
+//! - `spawn --side gort-1p|gort-detached|gort-detached-1p N`: diagnostic
+//!   variants of the gort side, for analysis only: on 1 P, and/or with
+//!   the handles dropped at spawn and the main coroutine yielding until
+//!   the counter reaches N.
 
 use std::{
     process::Command,
@@ -138,6 +139,46 @@ fn gort_wg_side(n: usize) -> f64 {
     ns
 }
 
+/// The handle-keeping harness's own memory work, with no runtime at all:
+/// on a fresh thread (as a spawning M is), `n` result cells shaped like
+/// the gort side's (an `Arc` of a state word and a `thread::Result<()>`
+/// slot, 48 bytes, as `TaskCell` is for this closure) each kept in a
+/// presized `Vec` beside an id, 24 bytes like a `JoinHandle`, then all
+/// dropped in order (the joins' frees). Any runtime that returns a handle
+/// per spawn and lets the caller keep a million of them pays at least
+/// this: fresh heap pages for the cells and the vector, first touched by
+/// the spawning thread. Measured here it is well above 0.3x Go's whole
+/// spawn (benches/README.md, "Spawn: the harness's floor").
+fn floor_side(n: usize) -> f64 {
+    use std::{cell::UnsafeCell, sync::Arc};
+    struct Cell {
+        state: AtomicU64,
+        _result: UnsafeCell<Option<std::thread::Result<()>>>,
+    }
+    // SAFETY: never shared mutably; the cell only has to be built, kept
+    // and freed.
+    unsafe impl Sync for Cell {}
+    // SAFETY: as above.
+    unsafe impl Send for Cell {}
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        let mut hs: Vec<(Arc<Cell>, u64, u64)> = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = Arc::new(Cell {
+                state: AtomicU64::new(0),
+                _result: UnsafeCell::new(None),
+            });
+            hs.push((std::hint::black_box(c), i as u64, 0));
+        }
+        for (c, _, _) in hs {
+            COUNT.fetch_add(1 + c.state.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        elapsed_ns(t.elapsed()) / n as f64
+    })
+    .join()
+    .expect("the floor thread panicked")
+}
+
 fn may_side(n: usize) -> f64 {
     may::config().set_workers(2);
     let main = may::go!(move || {
@@ -186,7 +227,7 @@ fn tokio_side(n: usize) -> f64 {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: spawn [--go PATH] [--rounds R] | spawn --side gort|may|tokio|gort-wg|gort-1p|gort-detached|gort-detached-1p N"
+        "usage: spawn [--go PATH] [--rounds R] | spawn --side gort|gort-wg|floor|may|tokio|gort-1p|gort-detached|gort-detached-1p N"
     );
     std::process::exit(2)
 }
@@ -194,22 +235,20 @@ fn usage() -> ! {
 /// Prints the `compare` lines of `gort` (the first side) against each
 /// other side, for ns per coroutine (`<metric>`) and for peak RSS in MiB
 /// (`<metric>` with `spawn_ns` replaced by `spawn_peak_rss`).
-fn report(metric: &str, sides: &[Side], results: &[Result<Vec<Sample>, Failure>]) {
+fn report(metric: &str, names: &[&str], results: &[&Result<Vec<Sample>, Failure>]) {
     let pick = |f: fn((f64, f64)) -> f64| -> Vec<Result<f64, &Failure>> {
         results
             .iter()
             .map(|r| r.as_ref().map(|s| f(medians(s))))
             .collect()
     };
+    // spawn_ns -> spawn_peak_rss, spawn_wg_ns -> spawn_wg_peak_rss, ...
     for (name, vals) in [
         (metric.to_owned(), pick(|m| m.0)),
-        (metric.replace("spawn_ns", "spawn_peak_rss"), pick(|m| m.1)),
+        (metric.replacen("ns", "peak_rss", 1), pick(|m| m.1)),
     ] {
-        for (side, v) in sides.iter().zip(&vals).skip(1) {
-            println!(
-                "{}",
-                compare_line(&name, (&sides[0].name, vals[0]), (&side.name, *v))
-            );
+        for (side, v) in names.iter().zip(&vals).skip(1) {
+            println!("{}", compare_line(&name, (names[0], vals[0]), (side, *v)));
         }
     }
 }
@@ -228,6 +267,7 @@ fn main() {
                 let ns = match side.as_str() {
                     "gort" => gort_side(n),
                     "gort-wg" => gort_wg_side(n),
+                    "floor" => floor_side(n),
                     "gort-1p" => gort_variant(n, 1, false),
                     "gort-detached" => gort_variant(n, 2, true),
                     "gort-detached-1p" => gort_variant(n, 1, true),
@@ -257,22 +297,39 @@ fn main() {
     // gort and may at each smaller count. `groups` names each comparison
     // (gort first, then its peers) and the range of `sides` it covers.
     let mut sides: Vec<(Side, usize)> = vec![(own("gort", N), N)];
+    let mut go_at = None;
     if let Some(go) = go {
         let go = Side::new("go", move || {
             let mut c = Command::new(&go);
             c.env("GOMAXPROCS", "2").arg(N.to_string());
             c
         });
+        go_at = Some(sides.len());
         sides.push((go, N));
     }
     sides.push((own("may", N), N));
     sides.push((own("tokio", N), N));
-    let mut groups = vec![("spawn_ns".to_owned(), 0..sides.len())];
+    let mut groups = vec![("spawn_ns".to_owned(), (0..sides.len()).collect::<Vec<_>>())];
+    // The harness's floor (no runtime: the cells and handles alone) and
+    // Go's own program in gort (a WaitGroup, no handles), against gort's
+    // handle side and Go's side respectively.
+    let floor_at = sides.len();
+    sides.push((own("floor", N), N));
+    groups.push(("spawn_ns".to_owned(), vec![0, floor_at]));
+    let wg_at = sides.len();
+    sides.push((own("gort-wg", N), N));
+    if let Some(go_at) = go_at {
+        groups.push(("spawn_wg_ns".to_owned(), vec![wg_at, go_at]));
+        groups.push(("spawn_floor_ns".to_owned(), vec![floor_at, go_at]));
+    }
     for n in SMALL {
         let at = sides.len();
         sides.push((own("gort", n), n));
         sides.push((own("may", n), n));
-        groups.push((format!("spawn_ns_{}k", n / 1000), at..sides.len()));
+        groups.push((
+            format!("spawn_ns_{}k", n / 1000),
+            (at..sides.len()).collect(),
+        ));
     }
     let (sides, counts): (Vec<Side>, Vec<usize>) = sides.into_iter().unzip();
 
@@ -289,7 +346,9 @@ fn main() {
             );
         }
     }
-    for (metric, range) in groups {
-        report(&metric, &sides[range.clone()], &results[range]);
+    for (metric, at) in groups {
+        let names: Vec<&str> = at.iter().map(|&i| sides[i].name.as_str()).collect();
+        let picked: Vec<_> = at.iter().map(|&i| &results[i]).collect();
+        report(&metric, &names, &picked);
     }
 }
