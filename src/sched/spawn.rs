@@ -36,7 +36,7 @@ use super::{
 };
 use crate::stack::StackSpec;
 
-const RUNNING: usize = 0;
+pub(crate) const RUNNING: usize = 0;
 const DONE: usize = 1;
 
 /// Who waits for a task to finish.

@@ -161,7 +161,7 @@ where
             prefix: Prefix {
                 header: Header {
                     refs: AtomicUsize::new(2),
-                    state: AtomicUsize::new(0),
+                    state: AtomicUsize::new(super::spawn::RUNNING),
                     vtable: &Cell::<T, F>::VTABLE,
                 },
                 result: UnsafeCell::new(None),
