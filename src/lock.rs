@@ -4,8 +4,9 @@
 //! `std::sync::Mutex`, but has no poisoning: nothing user-supplied runs
 //! under it but moves of values, so a panic cannot leave the data half
 //! updated, and the poison bookkeeping (a panic-count check on every lock
-//! and unlock, a flag, a `Result` to unwrap) was an eighth of the
-//! instructions of a ping-pong round trip over a channel.
+//! and unlock, a flag, a `Result` to unwrap) was a tenth of the
+//! instructions of a ping-pong round trip over a channel (1,038 -> 930,
+//! callgrind).
 //!
 //! # States (Linux: the futex word)
 //! ```text

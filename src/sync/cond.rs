@@ -17,10 +17,9 @@ use std::{
 
 use super::{
     MutexGuard,
-    sema::{Node, Slot, WaitList, Wakes, block, lock},
+    sema::{Node, Slot, WaitList, Wakes, block},
 };
-use crate::lock::Lock;
-use crate::sched::g::WaitReason;
+use crate::{lock::Lock, sched::g::WaitReason};
 
 /// A condition variable (Go's `sync.Cond`): coroutines or threads wait
 /// for a condition on data protected by a [`super::Mutex`], and are woken
@@ -102,7 +101,7 @@ impl Cond {
         let np = &raw mut node;
         // SAFETY: `node` lives on this frame until `block` returns (or
         // unlinks it when unwinding) and is not moved.
-        unsafe { lock(&self.q).push(np, false) };
+        unsafe { self.q.lock().push(np, false) };
         drop(guard);
         // SAFETY: as above; `node` points to `slot`'s waiter.
         let woken = unsafe {
@@ -121,7 +120,7 @@ impl Cond {
         };
         if !woken {
             // SAFETY: our node: linked here or already unlinked.
-            unsafe { lock(&self.q).remove_if_linked(np) };
+            unsafe { self.q.lock().remove_if_linked(np) };
         }
         (mutex.lock(), !woken)
     }
@@ -129,14 +128,14 @@ impl Cond {
     /// Wakes the longest-waiting waiter, if any (Go's `Signal`).
     pub fn notify_one(&self) {
         let mut wakes = Wakes::new();
-        lock(&self.q).claim_front(&mut wakes);
+        self.q.lock().claim_front(&mut wakes);
         wakes.wake_all();
     }
 
     /// Wakes every waiter (Go's `Broadcast`).
     pub fn notify_all(&self) {
         let mut wakes = Wakes::new();
-        lock(&self.q).claim_all(&mut wakes);
+        self.q.lock().claim_all(&mut wakes);
         wakes.wake_all();
     }
 }
@@ -150,7 +149,7 @@ impl Default for Cond {
 impl fmt::Debug for Cond {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cond")
-            .field("waiters", &lock(&self.q).len())
+            .field("waiters", &self.q.lock().len())
             .finish()
     }
 }

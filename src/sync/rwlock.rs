@@ -45,9 +45,8 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use super::sema::{Node, Slot, WaitList, Wakes, block, lock};
-use crate::lock::Lock;
-use crate::sched::g::WaitReason;
+use super::sema::{Node, Slot, WaitList, Wakes, block};
+use crate::{lock::Lock, sched::g::WaitReason};
 
 const WRITER: usize = 1;
 const QUEUED: usize = 2;
@@ -226,7 +225,7 @@ impl<T: ?Sized> RwLock<T> {
         let mut node = Node::new(slot.waiter(), kind);
         let np = &raw mut node;
         {
-            let mut q = lock(&self.q);
+            let mut q = self.q.lock();
             // Close the fast paths; from here READERS can only go down and
             // WRITER only be cleared, until we release the queue lock.
             let s = self.state.fetch_or(QUEUED, Ordering::Acquire) | QUEUED;
@@ -318,7 +317,7 @@ impl<T: ?Sized> RwLock<T> {
             // QUEUED is set; it is only cleared under the queue lock.
             let mut wakes = Wakes::new();
             {
-                let mut q = lock(&self.q);
+                let mut q = self.q.lock();
                 self.state.fetch_and(!WRITER, Ordering::Release);
                 self.grant(&mut q, &mut wakes);
             }
@@ -330,7 +329,7 @@ impl<T: ?Sized> RwLock<T> {
     fn unlock_slow(&self) {
         let mut wakes = Wakes::new();
         {
-            let mut q = lock(&self.q);
+            let mut q = self.q.lock();
             self.grant(&mut q, &mut wakes);
         }
         wakes.wake_all();

@@ -57,17 +57,10 @@ use std::{
 };
 
 use crate::{
-    lock::{Lock, LockGuard},
+    lock::Lock,
     sched::g::WaitReason,
     waiter::{TIMEOUT, Waiter},
 };
-
-/// Locks a queue lock (the runtime's [`Lock`]: nothing panics while
-/// holding one, so it has no poisoning to handle).
-#[inline]
-pub(crate) fn lock<S>(m: &Lock<S>) -> LockGuard<'_, S> {
-    m.lock()
-}
 
 /// One waiting coroutine or thread in a [`WaitList`]; see the module
 /// comment. Only touched through a raw pointer, under the list's lock or
@@ -341,7 +334,7 @@ where
             // Unwinding out of the park (runtime teardown).
             let mut wakes = Wakes::new();
             {
-                let mut s = self::lock(self.lock);
+                let mut s = self.lock.lock();
                 let granted = self.slot.waiter().claimed() == Some(0);
                 abandon(&mut s, self.node, granted, &mut wakes);
             }
@@ -418,7 +411,7 @@ impl Sema {
             let mut node = Node::new(slot.waiter(), false);
             let np = &raw mut node;
             {
-                let mut q = lock(&self.q);
+                let mut q = self.q.lock();
                 self.nwait.fetch_add(1, Ordering::SeqCst);
                 if self.try_acquire() {
                     self.nwait.fetch_sub(1, Ordering::SeqCst);
@@ -477,7 +470,7 @@ impl Sema {
         }
         let mut wakes = Wakes::new();
         let n = {
-            let mut q = lock(&self.q);
+            let mut q = self.q.lock();
             if self.nwait.load(Ordering::SeqCst) == 0 {
                 return;
             }

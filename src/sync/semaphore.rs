@@ -18,9 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::sema::{Node, Slot, WaitList, Wakes, block, lock};
-use crate::lock::Lock;
-use crate::sched::g::WaitReason;
+use super::sema::{Node, Slot, WaitList, Wakes, block};
+use crate::{lock::Lock, sched::g::WaitReason};
 
 struct State {
     cur: usize,
@@ -73,7 +72,7 @@ impl Semaphore {
 
     /// Units currently available (a snapshot).
     pub fn available(&self) -> usize {
-        self.size - lock(&self.state).cur
+        self.size - self.state.lock().cur
     }
 
     /// Acquires `n` units, parking until they are granted (in FIFO order
@@ -100,7 +99,7 @@ impl Semaphore {
     /// Acquires `n` units if they are available and nobody waits; never
     /// parks.
     pub fn try_acquire(&self, n: usize) -> bool {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if self.size - st.cur >= n && st.waiters.is_empty() {
             st.cur += n;
             true
@@ -117,7 +116,7 @@ impl Semaphore {
     pub fn release(&self, n: usize) {
         let mut wakes = Wakes::new();
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if st.cur < n {
                 drop(st);
                 panic!("semaphore: released more than held");
@@ -133,7 +132,7 @@ impl Semaphore {
         let mut node;
         let np;
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if self.size - st.cur >= n && st.waiters.is_empty() {
                 st.cur += n;
                 return true;
@@ -171,7 +170,7 @@ impl Semaphore {
         if !granted {
             let mut wakes = Wakes::new();
             {
-                let mut st = lock(&self.state);
+                let mut st = self.state.lock();
                 // SAFETY: our node: linked here or already unlinked.
                 let front = unsafe { st.waiters.remove_if_linked(np) };
                 if front == Some(true) && self.size > st.cur {
@@ -207,7 +206,7 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         f.debug_struct("Semaphore")
             .field("size", &self.size)
             .field("cur", &st.cur)

@@ -25,9 +25,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::sema::{Node, Slot, WaitList, Wakes, block, lock};
-use crate::lock::Lock;
-use crate::sched::g::WaitReason;
+use super::sema::{Node, Slot, WaitList, Wakes, block};
+use crate::{lock::Lock, sched::g::WaitReason};
 
 struct Inner {
     count: AtomicI64,
@@ -152,7 +151,7 @@ impl WaitGroup {
         let mut node = Node::new(slot.waiter(), ());
         let np = &raw mut node;
         {
-            let mut q = lock(&inner.q);
+            let mut q = inner.q.lock();
             if inner.count.load(Ordering::SeqCst) == 0 {
                 return true;
             }
@@ -175,7 +174,7 @@ impl WaitGroup {
         };
         if !woken {
             // SAFETY: our node: linked here or already unlinked.
-            unsafe { lock(&inner.q).remove_if_linked(np) };
+            unsafe { inner.q.lock().remove_if_linked(np) };
         }
         woken
     }
@@ -184,7 +183,7 @@ impl WaitGroup {
     fn release(&self) {
         let mut wakes = Wakes::new();
         {
-            let mut q = lock(&self.inner.q);
+            let mut q = self.inner.q.lock();
             if self.inner.count.load(Ordering::SeqCst) != 0 {
                 return; // raised again: the waiters wait for the next zero
             }
