@@ -55,7 +55,12 @@ use std::{
     time::Instant,
 };
 
-use crate::sched::{self, Sched, g::GRef, g::WaitReason, park::gopark};
+use crate::sched::{
+    self, Sched,
+    g::{GRef, WaitReason},
+    m::{M, getm},
+    park::{gopark, gopark_on},
+};
 
 const OPEN: usize = 0;
 /// The claim a timeout makes.
@@ -79,6 +84,10 @@ pub(crate) struct Waiter {
     /// A coroutine parked under its queue's lock (see the module comment):
     /// `g` is set from the start, claims and wakes skip the atomics.
     direct: bool,
+    /// For a `direct` waiter, the M its G ran on when it made the waiter
+    /// and still runs on in `wait_locked` (it does not park in between);
+    /// null otherwise.
+    m: *const M,
     /// Set by a waker of a parked coroutine as its last access to the
     /// waiter (see "Runtime teardown" in the module comment).
     done: AtomicBool,
@@ -114,21 +123,34 @@ impl Waiter {
             thread,
             sched,
             direct: false,
+            m: std::ptr::null(),
             done: AtomicBool::new(false),
         }
     }
 
     /// A waiter that will wait with [`Waiter::wait_locked`]: one queue, no
-    /// deadline, every claimant holding that queue's lock.
+    /// deadline, every claimant holding that queue's lock. The caller must
+    /// not park or yield before that `wait_locked`.
+    #[inline]
     pub(crate) fn new_locked() -> Waiter {
-        match sched::current() {
-            Some((g, s)) => Waiter {
+        let m = getm();
+        let curg = if m.is_null() {
+            None
+        } else {
+            // SAFETY: a non-null M of this thread is live; we run on its
+            // thread.
+            unsafe { (*m).local() }.curg
+        };
+        match curg {
+            Some(g) => Waiter {
                 claim: AtomicUsize::new(OPEN),
                 park: AtomicU8::new(EMPTY),
                 g: UnsafeCell::new(Some(g)),
                 thread: None,
-                sched: Some(s),
+                // SAFETY: a running G's sched pointer is its live runtime.
+                sched: Some(unsafe { &*g.g().sched }),
                 direct: true,
+                m,
                 done: AtomicBool::new(false),
             },
             None => Waiter::new(),
@@ -166,7 +188,37 @@ impl Waiter {
     /// # Safety
     /// The caller won `try_claim` on this waiter and calls this once; it
     /// must not touch the waiter afterwards.
+    #[inline(always)]
     pub(crate) unsafe fn wake(&self, next: bool) {
+        if self.direct {
+            let sched = self.sched.expect("a coroutine waiter knows its runtime");
+            // Without a P of the G's runtime (a plain thread, mostly) the
+            // wake-up may race with the teardown: ready_taken keeps it
+            // counted until we are past the G too. The G is readied once
+            // we are past the waiter, which may be gone once `done` is seen.
+            sched.ready_taken(next, || {
+                // The G let go of the queue lock only once parked, and we
+                // found it under that lock: it is parked. (WOKEN here means
+                // it is being unwound at teardown: leave it.)
+                let abandoned = self.park.load(Ordering::Acquire) == WOKEN;
+                // SAFETY: `g` was set at creation and never changes.
+                let g = unsafe { *self.g.get() }.expect("a direct waiter has its G");
+                self.done.store(true, Ordering::Release);
+                (!abandoned).then_some(g)
+            });
+            return;
+        }
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.wake_claimed(next) }
+    }
+
+    /// [`Waiter::wake`] for a thread, or a coroutine that parks through
+    /// the `park` handshake (select, timed waits).
+    ///
+    /// # Safety
+    /// As [`Waiter::wake`].
+    #[inline(never)]
+    unsafe fn wake_claimed(&self, next: bool) {
         if let Some(t) = &self.thread {
             let t = t.clone();
             self.park.store(WOKEN, Ordering::Release);
@@ -179,16 +231,6 @@ impl Waiter {
         // until we are past the G too. The G is readied once we are past
         // the waiter, which may be gone once `done` is seen.
         sched.ready_taken(next, || {
-            if self.direct {
-                // The G let go of the queue lock only once parked, and we
-                // found it under that lock: it is parked. (WOKEN here means
-                // it is being unwound at teardown: leave it.)
-                let abandoned = self.park.load(Ordering::Acquire) == WOKEN;
-                // SAFETY: `g` was set at creation and never changes.
-                let g = unsafe { *self.g.get() }.expect("a direct waiter has its G");
-                self.done.store(true, Ordering::Release);
-                return (!abandoned).then_some(g);
-            }
             match self.park.swap(WOKEN, Ordering::AcqRel) {
                 // The G has not parked yet; its gopark callback sees WOKEN
                 // and it does not park (nor can it be unwound here).
@@ -242,6 +284,7 @@ impl Waiter {
     /// Releases `lock` (the guard of the one queue this waiter is linked
     /// in) and blocks until woken. A waiter from [`Waiter::new_locked`] on
     /// a coroutine releases it only once off its stack (gopark's callback).
+    #[inline(always)]
     pub(crate) fn wait_locked<L>(&self, lock: L, reason: WaitReason) {
         if !self.direct {
             drop(lock);
@@ -250,9 +293,14 @@ impl Waiter {
         }
         // SAFETY: the callback owns the guard and touches nothing else; it
         // neither parks nor panics. It always parks: nobody can have
-        // claimed the waiter while we held the lock.
+        // claimed the waiter while we held the lock. `m` and `g` were read
+        // by new_locked on this G, which has not parked since (its
+        // contract): they are still this thread's M and running G.
         unsafe {
-            gopark(
+            let g = (*self.g.get()).expect("a direct waiter has its G");
+            gopark_on(
+                &*self.m,
+                g,
                 move |_| {
                     drop(lock);
                     true

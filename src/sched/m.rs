@@ -76,6 +76,7 @@ impl M {
         unsafe { &mut *self.local.get() }
     }
 
+    #[inline]
     pub(crate) fn sched(&self) -> &'static Sched {
         // SAFETY: the Sched outlives its Ms: Runtime::drop joins every M
         // thread before the Sched is freed.

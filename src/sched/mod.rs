@@ -75,6 +75,19 @@
 //! unless nothing else is local and the global queue has work, when it goes
 //! behind the global queue, so a yield loop cannot starve it.
 //!
+//! # Inlining across the crate boundary
+//! A channel operation is generic, so it is compiled in the user's crate;
+//! what it calls here (waking, parking, the direct hand-off) is not, and a
+//! non-generic function without `#[inline]` is never inlined into another
+//! crate without LTO, and is called through the GOT (rustc emits
+//! `R_X86_64_GOTPCREL`, which the linker cannot relax into a direct call).
+//! So the park/wake path is marked `#[inline]`, and `#[inline(always)]`
+//! where the inliner, seeing the sum, still declined (`gopark`,
+//! `handoff_next`, `resumed`, `Waiter::wake`, `ready_taken`): ping-pong
+//! 912 -> 786 instructions per round trip, 0.85x the time
+//! (benches/README.md, 2026-11-24 session 10). The cold halves stay out
+//! of line (`Waiter::wake_claimed`, `ready_outside`).
+//!
 //! # Rejected
 //! - A global run queue only (simple, but a lock or a contended CAS on every
 //!   spawn/ready): Go abandoned it in 1.1 for the same reason.
@@ -300,6 +313,7 @@ impl Sched {
     }
 
     /// Whether the runtime is being dropped.
+    #[inline]
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
@@ -421,6 +435,7 @@ impl Sched {
 
     /// Puts `g` on `p`'s queue; in `runnext` if `next` (the old occupant
     /// goes to the queue's tail). For the owner of `p`.
+    #[inline]
     pub(crate) fn runqput(&self, p: &P, g: GRef, next: bool) {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
@@ -904,7 +919,7 @@ impl Sched {
     /// *before* `take` runs, so a teardown that has not yet waited for
     /// outside wake-ups waits for this one, and one that already has
     /// unwound the G first (`take` then finds it gone).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ready_taken<I: IntoIterator<Item = GRef>>(
         &self,
         next: bool,
@@ -950,6 +965,7 @@ impl Sched {
     /// The P the calling thread owns in this runtime: its M's P, if the
     /// thread is an M of this runtime and the P is not in a blocking call
     /// (sysmon may have handed it to another M then).
+    #[inline]
     pub(crate) fn current_p(&self) -> Option<&'static P> {
         let m = getm();
         if m.is_null() {
@@ -1284,6 +1300,7 @@ impl Sched {
     /// stays within the shared time slice - and makes it `m`'s running G.
     /// The parking G then switches to it directly, skipping g0 (see the
     /// module comment); `None`: park through g0.
+    #[inline(always)]
     pub(crate) fn handoff_next(&self, m: &M) -> Option<GRef> {
         // SAFETY: on m's thread (the parking G runs on it).
         let ml = unsafe { m.local() };
@@ -1338,6 +1355,7 @@ impl Sched {
     ///
     /// # Safety
     /// As [`park::ParkReq::call`]: once, with `from` off its stack.
+    #[inline]
     pub(crate) unsafe fn finish_handoff(&self, m: &M, from: GRef, sp: *mut u8, park: &ParkReq) {
         // SAFETY: `from` switched away and nobody knows it until the
         // callback publishes it: we own it.
@@ -1557,6 +1575,7 @@ impl Sched {
 }
 
 /// The current G and its runtime, if this thread is running one.
+#[inline]
 pub(crate) fn current() -> Option<(GRef, &'static Sched)> {
     let g = getg()?;
     // SAFETY: a running G's sched pointer is its live runtime.

@@ -181,6 +181,7 @@ impl P {
         unsafe { &mut *self.local.get() }
     }
 
+    #[inline]
     pub(crate) fn status(&self) -> PStatus {
         match self.status.load(Ordering::Acquire) {
             0 => PStatus::Idle,

@@ -37,6 +37,7 @@ impl ParkReq {
     /// # Safety
     /// Once, on g0 or on the G a direct hand-off switched to, while the G
     /// that made the request is off its stack.
+    #[inline(always)]
     pub(crate) unsafe fn call(&self, g: GRef) -> bool {
         // SAFETY: forwarded from this function's contract.
         unsafe { (self.call)(self.data, g) }
@@ -114,7 +115,7 @@ pub(crate) fn mcall(g: GRef, req: &Req) -> *const M {
 /// or in `gopark`'s direct hand-off, and resumes here): note the context
 /// that resumed it, finish the park of a G that handed off to it, or
 /// unwind at teardown. Returns the M it now runs on.
-#[inline]
+#[inline(always)]
 fn resumed(g: GRef, t: arch::Transfer) -> *const M {
     if t.arg & HANDOFF != 0 {
         // SAFETY: the G that switched to us left a Handoff on its stack,
@@ -140,6 +141,7 @@ fn resumed(g: GRef, t: arch::Transfer) -> *const M {
 ///
 /// # Safety
 /// See [`crate::rt::gopark`].
+#[inline(always)]
 pub(crate) unsafe fn gopark<F: FnOnce(GRef) -> bool>(unlockf: F, reason: WaitReason) {
     let m = getm();
     // SAFETY: a non-null M of this thread is live; we run on its thread.
@@ -147,6 +149,26 @@ pub(crate) unsafe fn gopark<F: FnOnce(GRef) -> bool>(unlockf: F, reason: WaitRea
         .then(|| unsafe { (*m).local() }.curg)
         .flatten()
         .expect("gopark called outside a coroutine");
+    // SAFETY: m is this thread's live M and g its running G (just read);
+    // the rest is forwarded from this function's contract.
+    unsafe { gopark_on(&*m, g, unlockf, reason) }
+}
+
+/// [`gopark`] for a caller that knows its M and G already (one thread-local
+/// read fewer on the channel's hot path).
+///
+/// # Safety
+/// As [`gopark`]; and `m` is the M this thread runs and `g` its running G,
+/// the caller's own (read since it last parked or yielded: a G may resume
+/// on another M).
+#[inline(always)]
+pub(crate) unsafe fn gopark_on<F: FnOnce(GRef) -> bool>(
+    m: &M,
+    g: GRef,
+    unlockf: F,
+    reason: WaitReason,
+) {
+    debug_assert!(std::ptr::eq(m, getm()), "gopark_on: not this thread's M");
     // SAFETY: the running G owns itself.
     let own = unsafe { g.own() };
     if own.unwinding {
@@ -158,8 +180,6 @@ pub(crate) unsafe fn gopark<F: FnOnce(GRef) -> bool>(unlockf: F, reason: WaitRea
         call: call_unlock::<F>,
         data: ptr::from_ref(&f).cast_mut().cast(),
     };
-    // SAFETY: m is live (above).
-    let m = unsafe { &*m };
     if let Some(next) = m.sched().handoff_next(m) {
         // Direct hand-off: switch straight to the next G, which runs our
         // callback once we are off this stack (`resumed`).
