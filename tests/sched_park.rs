@@ -201,6 +201,55 @@ fn yielders_on_one_p_take_turns_in_order() {
 }
 
 #[test]
+fn two_yielders_on_one_p_alternate_strictly() {
+    // Two coroutines alone on a lone P: each yield switches straight to the
+    // other (without g0), which puts the yielder in the tail slot. Every
+    // turn must still go to the other one, each resumed with its own
+    // stack intact, and a third coroutine spawned midway must get its
+    // turns too (it goes to runnext, so the next yield runs it).
+    with_timeout(60, || {
+        rt(1).block_on(|| {
+            const TURNS: u64 = 10_000;
+            let last = Arc::new(AtomicU64::new(u64::MAX));
+            let third_ran = Arc::new(AtomicU64::new(0));
+            let hs: Vec<_> = (0..2u64)
+                .map(|me| {
+                    let last = last.clone();
+                    let third_ran = third_ran.clone();
+                    gort::spawn(move || {
+                        let mut local = [me; 8]; // lives across every switch
+                        let mut repeats = 0u64;
+                        for turn in 0..TURNS {
+                            if last.swap(me, Ordering::SeqCst) == me {
+                                repeats += 1;
+                            }
+                            if me == 0 && turn == TURNS / 2 {
+                                let t = third_ran.clone();
+                                gort::spawn(move || {
+                                    t.fetch_add(1, Ordering::SeqCst);
+                                    gort::yield_now();
+                                    t.fetch_add(1, Ordering::SeqCst);
+                                });
+                            }
+                            gort::yield_now();
+                            local.iter_mut().for_each(|v| *v = v.wrapping_add(1));
+                        }
+                        assert!(local.iter().all(|&v| v == me + TURNS));
+                        repeats
+                    })
+                })
+                .collect();
+            let repeats: Vec<u64> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+            // The first turn of each may follow the main coroutine's spawn
+            // of the other, and the third coroutine's turns interleave
+            // once each: a handful of repeats at most, never a run.
+            assert!(repeats.iter().all(|&r| r <= 3), "repeats {repeats:?}");
+            assert_eq!(third_ran.load(Ordering::SeqCst), 2);
+        })
+    });
+}
+
+#[test]
 fn two_yield_loops_on_one_p_let_timers_and_the_global_queue_in() {
     // Two coroutines yielding to each other on a lone P swap places without
     // going through the scheduler's queue; a due timer and a G queued

@@ -21,7 +21,11 @@
 //!   the unlock callback first thing (`finish_handoff`), once the parker is
 //!   off its stack - the same guarantee as g0's, one switch instead of two
 //!   and none of `find_runnable`. Every [`RUNNEXT_STREAK`]th hand-off, and
-//!   any G that is fresh or wired to an M, still goes through g0.
+//!   any G that is fresh or wired to an M, still goes through g0. A yield
+//!   on a lone P does the same with the G waiting alone in the tail slot
+//!   (`yield_next`, see p.rs): the G it switches to puts the yielder in
+//!   the slot (`finish_yield`); with a timer set, or anything else
+//!   waiting, the yield goes through g0 (`yield_swap`, `find_runnable`).
 //!
 //! # Finding work (`find_runnable`, in proc.go's order)
 //! 1. every 61st schedule: one G from the global queue (fairness);
@@ -1261,22 +1265,36 @@ impl Sched {
     /// when anything else could come first: a G wired to an M, shutdown,
     /// the global queue, a due timer, anything queued.
     fn yield_swap(&self, m: &Arc<M>, p: &P, g: GRef) -> Option<GRef> {
-        let tail = p.runtail.load(Ordering::Relaxed);
         // SAFETY: on m's thread.
         let ml = unsafe { m.local() };
+        self.lone_tail(ml, p)?;
+        // Timers first, as find_runnable would; what they ready comes first.
+        if self.check_timers(p) != 0 {
+            return None;
+        }
+        let next = self.lone_tail(ml, p)?;
+        // `next` leaves the slot, `g` takes it.
+        p.runtail.store(g.as_ptr(), Ordering::Release);
+        self.took_tail(p, next);
+        Some(next)
+    }
+
+    /// The G in `p`'s tail slot if a yield on the M of `ml` may swap with
+    /// it: it is the only G waiting (nothing queued, in `runnext` or in the
+    /// global queue), neither it nor the yielder is wired to an M, and the
+    /// runtime is not shutting down. Timers are the caller's to check.
+    #[inline(always)]
+    fn lone_tail(&self, ml: &m::MLocal, p: &P) -> Option<GRef> {
+        let tail = p.runtail.load(Ordering::Relaxed);
         if tail.is_null() || ml.lockedg.is_some() || self.is_shutting_down() {
             return None;
         }
-        // SAFETY: we own p.
+        // SAFETY: the caller owns p.
         let local = unsafe { p.local() };
-        let empty = |local: &p::PLocal| {
-            local.runq.is_empty() && p.runnext.load(Ordering::Relaxed).is_null()
-        };
-        if !empty(local) || !self.global.is_empty() {
-            return None;
-        }
-        // Timers first, as find_runnable would; what they ready comes first.
-        if self.check_timers(p) != 0 || !empty(local) {
+        if !local.runq.is_empty()
+            || !p.runnext.load(Ordering::Relaxed).is_null()
+            || !self.global.is_empty()
+        {
             return None;
         }
         // SAFETY: runtail holds only live Gs; we own p, so it is ours.
@@ -1285,13 +1303,67 @@ impl Sched {
         if !unsafe { next.own() }.locked_m.is_null() {
             return None;
         }
-        // `next` leaves the slot, `g` takes it.
-        p.runtail.store(g.as_ptr(), Ordering::Release);
-        local.runnext_streak = 0;
+        Some(next)
+    }
+
+    /// The bookkeeping of `schedule` for `next`, taken from `p`'s tail slot
+    /// by a yield: a new time slice.
+    #[inline(always)]
+    fn took_tail(&self, p: &P, next: GRef) {
+        // SAFETY: the caller owns p.
+        unsafe { p.local() }.runnext_streak = 0;
         p::bump32(&p.schedtick);
         p::bump(&p.switches);
         next.set_status(GStatus::Running);
+    }
+
+    /// For a G about to yield on `m` (its running G): `yield_swap`'s swap
+    /// done without g0. When the only other runnable G waits in the tail
+    /// slot of a lone P (see p.rs) and no timer is set (g0 checks those
+    /// first; no clock read here), takes it and makes it `m`'s running G;
+    /// the yielding G switches to it directly and [`Sched::finish_yield`]
+    /// puts the yielder in the slot. `None`: yield through g0.
+    #[inline(always)]
+    pub(crate) fn yield_next(&self, m: &M) -> Option<GRef> {
+        // SAFETY: on m's thread (the yielding G runs on it).
+        let ml = unsafe { m.local() };
+        let p = ml.p?;
+        if !p.lone || p.timers.when0() != u64::MAX {
+            return None;
+        }
+        let next = self.lone_tail(ml, p)?;
+        // A G never run has no context: g0 starts it.
+        // SAFETY: a G in the tail slot is ours (lone_tail).
+        unsafe { next.own() }.sp?;
+        p.runtail.store(std::ptr::null_mut(), Ordering::Relaxed);
+        self.took_tail(p, next);
+        if self.debug.longrun {
+            self.note_run_start(p);
+        }
+        ml.curg = Some(next);
         Some(next)
+    }
+
+    /// Runs on the G that `from` switched to directly when it yielded
+    /// (`yield_next`), first thing after the switch: `from` is off its
+    /// stack, saved at `sp`, and takes the tail slot, as on g0.
+    ///
+    /// # Safety
+    /// Once, with `from` off its stack and unknown to anyone else.
+    #[inline]
+    pub(crate) unsafe fn finish_yield(&self, m: &M, from: GRef, sp: *mut u8) {
+        // SAFETY: `from` switched away and nobody knows it: we own it.
+        let own = unsafe { from.own() };
+        check_canary(from, own);
+        own.sp = StackPointer::new(sp);
+        debug_assert!(own.sp.is_some(), "a yielding G has a context");
+        from.set_status(GStatus::Runnable);
+        // SAFETY: on m's thread.
+        let p = unsafe { m.local() }
+            .p
+            .expect("a direct hand-off keeps its P");
+        debug_assert!(p.runtail.load(Ordering::Relaxed).is_null());
+        p.runtail.store(from.as_ptr(), Ordering::Release);
     }
 
     /// For a G about to park on `m` (its running G): takes the G in the

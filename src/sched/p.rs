@@ -29,7 +29,8 @@
 //! Nor does a G that yields on a lone P go through the stealable queue (a
 //! locked instruction to take it out again): it waits in `runtail`, a
 //! slot that stands for the end of the local queue, and a yield that finds
-//! only the slot's G waiting swaps places with it (`Sched::yield_swap`).
+//! only the slot's G waiting swaps places with it (`Sched::yield_swap` on
+//! g0, or `Sched::yield_next` straight from G to G).
 //! The owner only loads and stores the slot; other threads only read it
 //! to see that the P has work. The order stays FIFO: a G pushed to the
 //! queue while the slot is full first moves the slot's G in, and the slot

@@ -5,11 +5,16 @@
 //! acts on the request after the switch, when the G's stack is no longer in
 //! use. When g0 resumes a G it passes its M (so the G knows where it runs)
 //! or [`UNWIND`] during runtime teardown.
+//!
+//! The direct hand-offs (see the sched module comment) keep that rule
+//! without g0: a G that parks or yields straight into another leaves a
+//! [`Handoff`] on its own stack, and the G it resumes acts on it first
+//! thing (`resumed`), once the first is off its stack - g0's guarantee.
 
 use std::{mem::ManuallyDrop, panic, ptr};
 
 use super::{
-    g::{GRef, GStatus, WaitReason, getg},
+    g::{GRef, GStatus, WaitReason},
     m::{M, getm},
 };
 use crate::arch::{self, StackPointer};
@@ -61,12 +66,15 @@ pub(crate) const UNWIND: usize = 1;
 /// an M pointer, 8-aligned, or `UNWIND`.)
 const HANDOFF: usize = 2;
 
-/// What a parking G leaves, on its stack, for the G it switches to
-/// directly; read once by that G before anything can reuse the stack.
+/// What a parking or yielding G leaves, on its stack, for the G it
+/// switches to directly; read once by that G before anything can reuse the
+/// stack.
 #[derive(Clone, Copy)]
 struct Handoff {
     from: GRef,
-    park: ParkReq,
+    /// The park request's callback, or None for a yield.
+    call: Option<unsafe fn(*mut u8, GRef) -> bool>,
+    data: *mut u8,
     m: *const M,
 }
 
@@ -86,10 +94,8 @@ impl Handoff {
         unsafe {
             Handoff {
                 from: ptr::read_volatile(&raw const (*h).from),
-                park: ParkReq {
-                    call: ptr::read_volatile(&raw const (*h).park.call),
-                    data: ptr::read_volatile(&raw const (*h).park.data),
-                },
+                call: ptr::read_volatile(&raw const (*h).call),
+                data: ptr::read_volatile(&raw const (*h).data),
                 m: ptr::read_volatile(&raw const (*h).m),
             }
         }
@@ -124,9 +130,16 @@ fn resumed(g: GRef, t: arch::Transfer) -> *const M {
         let h = unsafe { Handoff::take((t.arg & !HANDOFF) as *const Handoff) };
         // SAFETY: the M we run on outlives this call; its runtime too.
         let m = unsafe { &*h.m };
-        // SAFETY: the parking G is off its stack (saved at t.from); this
-        // is the one call of its callback.
-        unsafe { m.sched().finish_handoff(m, h.from, t.from, &h.park) };
+        match h.call {
+            Some(call) => {
+                let park = ParkReq { call, data: h.data };
+                // SAFETY: the parking G is off its stack (saved at
+                // t.from); this is the one call of its callback.
+                unsafe { m.sched().finish_handoff(m, h.from, t.from, &park) };
+            }
+            // SAFETY: the yielding G is off its stack, saved at t.from.
+            None => unsafe { m.sched().finish_yield(m, h.from, t.from) },
+        }
         return h.m;
     }
     // SAFETY: resumed, we are running again and own our fields.
@@ -183,19 +196,39 @@ pub(crate) unsafe fn gopark_on<F: FnOnce(GRef) -> bool>(
     if let Some(next) = m.sched().handoff_next(m) {
         // Direct hand-off: switch straight to the next G, which runs our
         // callback once we are off this stack (`resumed`).
-        let h = Handoff { from: g, park, m };
-        // SAFETY: handoff_next made `next` ours and m's running G; it has
-        // a saved context. It returns to the same g0 we would have.
-        let t = unsafe {
-            let nown = next.own();
-            nown.g0_sp = own.g0_sp;
-            let sp = nown.sp.take().expect("a handed-off G has a context");
-            arch::jump(sp, ptr::from_ref(&h) as usize | HANDOFF)
+        let h = Handoff {
+            from: g,
+            call: Some(park.call),
+            data: park.data,
+            m,
         };
-        resumed(g, t);
+        // SAFETY: handoff_next made `next` ours and m's running G, with a
+        // saved context.
+        unsafe { switch_direct(g, next, &h) };
         return;
     }
     mcall(g, &Req::Park(park));
+}
+
+/// Switches from the running G `g` straight to `next` (skipping g0),
+/// leaving `h` for it; returns when `g` is resumed.
+///
+/// # Safety
+/// `g` is the running G; `next` was made the M's running G by
+/// `handoff_next` or `yield_next`, and has a saved context. `h` lives on
+/// this stack, so `next` reads it before anything can reuse the stack.
+#[inline(always)]
+unsafe fn switch_direct(g: GRef, next: GRef, h: &Handoff) {
+    // SAFETY: forwarded from this function's contract: we own both Gs'
+    // fields now; `next` returns to the same g0 we would have.
+    let t = unsafe {
+        let g0_sp = g.own().g0_sp;
+        let nown = next.own();
+        nown.g0_sp = g0_sp;
+        let sp = nown.sp.take().expect("a handed-off G has a context");
+        arch::jump(sp, ptr::from_ref(h) as usize | HANDOFF)
+    };
+    resumed(g, t);
 }
 
 /// Makes a parked G runnable; see [`crate::rt::goready`].
@@ -207,12 +240,32 @@ pub(crate) fn goready(g: GRef) {
 
 /// Gosched: lets the other runnable Gs of this P run first.
 pub(crate) fn yield_now() {
-    match getg() {
-        Some(g) => {
-            mcall(g, &Req::Yield);
-        }
-        None => std::thread::yield_now(),
+    let m = getm();
+    // SAFETY: a non-null M of this thread is live; we run on its thread.
+    let Some(g) = (!m.is_null())
+        .then(|| unsafe { (*m).local() }.curg)
+        .flatten()
+    else {
+        std::thread::yield_now();
+        return;
+    };
+    // SAFETY: m is live (above).
+    let m = unsafe { &*m };
+    if let Some(next) = m.sched().yield_next(m) {
+        // Direct hand-off: the G that runs next puts us in the tail slot
+        // once we are off this stack (`resumed`).
+        let h = Handoff {
+            from: g,
+            call: None,
+            data: ptr::null_mut(),
+            m,
+        };
+        // SAFETY: yield_next made `next` ours and m's running G, with a
+        // saved context.
+        unsafe { switch_direct(g, next, &h) };
+        return;
     }
+    mcall(g, &Req::Yield);
 }
 
 /// The first Rust frame of every G.
