@@ -147,8 +147,9 @@ impl Waiter {
                 park: AtomicU8::new(EMPTY),
                 g: UnsafeCell::new(Some(g)),
                 thread: None,
-                // SAFETY: a running G's sched pointer is its live runtime.
-                sched: Some(unsafe { &*g.g().sched }),
+                // SAFETY: m is live (above); a G runs only on its runtime's
+                // Ms. (Read from m, not g: one dependent load fewer.)
+                sched: Some(unsafe { (*m).sched() }),
                 direct: true,
                 m,
                 done: AtomicBool::new(false),
