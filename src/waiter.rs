@@ -57,8 +57,8 @@ use std::{
 
 use crate::sched::{
     self, Sched,
-    g::{GRef, WaitReason},
-    m::{M, getm},
+    g::{GRef, WaitReason, getmg},
+    m::M,
     park::{gopark, gopark_on},
 };
 
@@ -133,23 +133,15 @@ impl Waiter {
     /// not park or yield before that `wait_locked`.
     #[inline]
     pub(crate) fn new_locked() -> Waiter {
-        let m = getm();
-        let curg = if m.is_null() {
-            None
-        } else {
-            // SAFETY: a non-null M of this thread is live; we run on its
-            // thread.
-            unsafe { (*m).local() }.curg
-        };
-        match curg {
-            Some(g) => Waiter {
+        match getmg() {
+            Some((m, g)) => Waiter {
                 claim: AtomicUsize::new(OPEN),
                 park: AtomicU8::new(EMPTY),
                 g: UnsafeCell::new(Some(g)),
                 thread: None,
-                // SAFETY: m is live (above); a G runs only on its runtime's
-                // Ms. (Read from m, not g: one dependent load fewer.)
-                sched: Some(unsafe { (*m).sched() }),
+                // A G runs only on its runtime's Ms. (Read from m, not g:
+                // one dependent load fewer.)
+                sched: Some(m.sched()),
                 direct: true,
                 m,
                 done: AtomicBool::new(false),

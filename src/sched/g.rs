@@ -356,11 +356,21 @@ impl GRef {
 /// call, because a G may resume on another thread.
 #[inline]
 pub(crate) fn getg() -> Option<GRef> {
+    getmg().map(|(_, g)| g)
+}
+
+/// This thread's M and the G it runs, if any: [`getg`] for a caller that
+/// needs the M too. The M stays this G's only until the G parks or yields.
+#[inline]
+pub(crate) fn getmg() -> Option<(&'static super::m::M, GRef)> {
     let m = super::m::getm();
     if m.is_null() {
         return None;
     }
-    // SAFETY: a non-null M pointer of this thread is its live M, and we are
-    // on its thread (the running G or its g0).
-    unsafe { (*m).local() }.curg
+    // SAFETY: a non-null M pointer of this thread is its live M (Ms live as
+    // long as their runtime, which outlives every G it runs), and we are on
+    // its thread (the running G or its g0).
+    let m = unsafe { &*m };
+    // SAFETY: as above.
+    Some((m, unsafe { m.local() }.curg?))
 }

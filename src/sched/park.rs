@@ -14,7 +14,7 @@
 use std::{mem::ManuallyDrop, panic, ptr};
 
 use super::{
-    g::{GRef, GStatus, WaitReason},
+    g::{GRef, GStatus, WaitReason, getmg},
     m::{M, getm},
 };
 use crate::arch::{self, StackPointer};
@@ -156,15 +156,10 @@ fn resumed(g: GRef, t: arch::Transfer) -> *const M {
 /// See [`crate::rt::gopark`].
 #[inline(always)]
 pub(crate) unsafe fn gopark<F: FnOnce(GRef) -> bool>(unlockf: F, reason: WaitReason) {
-    let m = getm();
-    // SAFETY: a non-null M of this thread is live; we run on its thread.
-    let g = (!m.is_null())
-        .then(|| unsafe { (*m).local() }.curg)
-        .flatten()
-        .expect("gopark called outside a coroutine");
-    // SAFETY: m is this thread's live M and g its running G (just read);
-    // the rest is forwarded from this function's contract.
-    unsafe { gopark_on(&*m, g, unlockf, reason) }
+    let (m, g) = getmg().expect("gopark called outside a coroutine");
+    // SAFETY: m is this thread's M and g its running G (just read); the
+    // rest is forwarded from this function's contract.
+    unsafe { gopark_on(m, g, unlockf, reason) }
 }
 
 /// [`gopark`] for a caller that knows its M and G already (one thread-local
@@ -240,17 +235,10 @@ pub(crate) fn goready(g: GRef) {
 
 /// Gosched: lets the other runnable Gs of this P run first.
 pub(crate) fn yield_now() {
-    let m = getm();
-    // SAFETY: a non-null M of this thread is live; we run on its thread.
-    let Some(g) = (!m.is_null())
-        .then(|| unsafe { (*m).local() }.curg)
-        .flatten()
-    else {
+    let Some((m, g)) = getmg() else {
         std::thread::yield_now();
         return;
     };
-    // SAFETY: m is live (above).
-    let m = unsafe { &*m };
     if let Some(next) = m.sched().yield_next(m) {
         // Direct hand-off: the G that runs next puts us in the tail slot
         // once we are off this stack (`resumed`).
