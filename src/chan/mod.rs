@@ -406,6 +406,7 @@ impl<T> Chan<T> {
     /// Queues a sudog holding `slot`, unlocks and waits until a
     /// counterpart completes it, close wakes it, or `deadline` passes.
     /// Returns (timed out, completed, what the slot holds then).
+    #[inline(always)]
     fn block(
         &self,
         mut st: LockGuard<'_, State<T>>,

@@ -118,7 +118,17 @@ impl<T> WaitQ<T> {
             // holds the channel lock, so none leaves while we look, and a
             // claimed one stays until its owner is woken.
             let sg = unsafe { &*self.head };
-            self.remove(sg);
+            // Unlink the head (`remove`, knowing it has no predecessor).
+            let next = sg.next.get();
+            self.head = next;
+            if next.is_null() {
+                self.tail = ptr::null();
+            } else {
+                // SAFETY: linked sudogs are alive.
+                unsafe { &*next }.prev.set(ptr::null());
+            }
+            sg.next.set(ptr::null());
+            sg.queued.set(false);
             if sg.waiter().try_claim(sg.case) {
                 return Some(sg);
             }

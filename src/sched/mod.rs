@@ -896,7 +896,7 @@ impl Sched {
     }
 
     /// `ready` for a caller that looked up `current_p` already.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ready_on(&self, p: Option<&'static P>, g: GRef, next: bool) {
         match p {
             Some(p) => {
@@ -1427,7 +1427,7 @@ impl Sched {
     ///
     /// # Safety
     /// As [`park::ParkReq::call`]: once, with `from` off its stack.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn finish_handoff(&self, m: &M, from: GRef, sp: *mut u8, park: &ParkReq) {
         // SAFETY: `from` switched away and nobody knows it until the
         // callback publishes it: we own it.
