@@ -87,10 +87,11 @@
 //! `R_X86_64_GOTPCREL`, which the linker cannot relax into a direct call).
 //! So the park/wake path is marked `#[inline]`, and `#[inline(always)]`
 //! where the inliner, seeing the sum, still declined (`gopark`,
-//! `handoff_next`, `resumed`, `Waiter::wake`, `ready_taken`): ping-pong
-//! 912 -> 786 instructions per round trip, 0.85x the time
-//! (benches/README.md, 2026-11-24 session 10). The cold halves stay out
-//! of line (`Waiter::wake_claimed`, `ready_outside`).
+//! `handoff_next`, `resumed`, `Waiter::wake`, `ready_taken`, `ready_on`,
+//! `finish_handoff`, `Chan::block`): a 1-P ping-pong went from 26 calls
+//! and 912 instructions per round trip to 9 and 640, 84 -> 67 ns pinned
+//! to one CPU (benches/README.md, 2026-11-24 session 10). The cold halves
+//! stay out of line (`Waiter::wake_claimed`, `ready_outside`).
 //!
 //! # Rejected
 //! - A global run queue only (simple, but a lock or a contended CAS on every
