@@ -219,10 +219,7 @@ impl Waiter {
             return;
         }
         let sched = self.sched.expect("a coroutine waiter knows its runtime");
-        // Without a P of the G's runtime (a plain thread, mostly) the
-        // wake-up may race with the teardown: ready_taken keeps it counted
-        // until we are past the G too. The G is readied once we are past
-        // the waiter, which may be gone once `done` is seen.
+        // ready_taken and `done`: as in `wake`.
         sched.ready_taken(next, || {
             match self.park.swap(WOKEN, Ordering::AcqRel) {
                 // The G has not parked yet; its gopark callback sees WOKEN

@@ -1040,6 +1040,21 @@ unsafe fn park_commit(g: GRef, park: &ParkReq, declined: GStatus) -> bool {
     false
 }
 
+/// First thing on the G that `from` switched to directly (a park or a
+/// yield without g0): checks `from`'s canary and records its context,
+/// saved at `sp`, as g0 does for a G that switched to it.
+///
+/// # Safety
+/// `from` is off its stack, and nobody else knows it yet (we own it).
+#[inline(always)]
+unsafe fn save_switched(from: GRef, sp: *mut u8) {
+    // SAFETY: forwarded from this function's contract.
+    let own = unsafe { from.own() };
+    check_canary(from, own);
+    own.sp = StackPointer::new(sp);
+    debug_assert!(own.sp.is_some(), "a G that switched away has a context");
+}
+
 /// Aborts with a clear message if `g` overran an unguarded stack (checked
 /// each time it switches away).
 #[inline]
@@ -1268,12 +1283,12 @@ impl Sched {
     fn yield_swap(&self, m: &Arc<M>, p: &P, g: GRef) -> Option<GRef> {
         // SAFETY: on m's thread.
         let ml = unsafe { m.local() };
-        self.lone_tail(ml, p)?;
-        // Timers first, as find_runnable would; what they ready comes first.
+        let next = self.lone_tail(ml, p)?;
+        // Timers first, as find_runnable would; what they ready comes
+        // first. None fired: nothing changed since lone_tail looked.
         if self.check_timers(p) != 0 {
             return None;
         }
-        let next = self.lone_tail(ml, p)?;
         // `next` leaves the slot, `g` takes it.
         p.runtail.store(g.as_ptr(), Ordering::Release);
         self.took_tail(p, next);
@@ -1353,11 +1368,8 @@ impl Sched {
     /// Once, with `from` off its stack and unknown to anyone else.
     #[inline]
     pub(crate) unsafe fn finish_yield(&self, m: &M, from: GRef, sp: *mut u8) {
-        // SAFETY: `from` switched away and nobody knows it: we own it.
-        let own = unsafe { from.own() };
-        check_canary(from, own);
-        own.sp = StackPointer::new(sp);
-        debug_assert!(own.sp.is_some(), "a yielding G has a context");
+        // SAFETY: forwarded from this function's contract.
+        unsafe { save_switched(from, sp) };
         from.set_status(GStatus::Runnable);
         // SAFETY: on m's thread.
         let p = unsafe { m.local() }
@@ -1431,11 +1443,8 @@ impl Sched {
     #[inline(always)]
     pub(crate) unsafe fn finish_handoff(&self, m: &M, from: GRef, sp: *mut u8, park: &ParkReq) {
         // SAFETY: `from` switched away and nobody knows it until the
-        // callback publishes it: we own it.
-        let own = unsafe { from.own() };
-        check_canary(from, own);
-        own.sp = StackPointer::new(sp);
-        debug_assert!(own.sp.is_some(), "a parking G has a context");
+        // callback publishes it.
+        unsafe { save_switched(from, sp) };
         // SAFETY: forwarded from this function's contract.
         if unsafe { park_commit(from, park, GStatus::Runnable) } {
             return;
