@@ -263,6 +263,7 @@ impl<T> Chan<T> {
     }
 
     /// Tries to send `v` with the lock held.
+    #[inline(always)]
     pub(crate) fn try_send_locked(&self, st: &mut State<T>, v: T) -> Attempt<(), T> {
         if st.closed || st.disconnected {
             return Attempt::Closed(v);
@@ -284,6 +285,7 @@ impl<T> Chan<T> {
     }
 
     /// Tries to receive with the lock held.
+    #[inline(always)]
     pub(crate) fn try_recv_locked(&self, st: &mut State<T>) -> Attempt<T, ()> {
         if let Some(sg) = st.sendq.dequeue() {
             // SAFETY: claimed by dequeue, as in try_send_locked.
@@ -358,6 +360,7 @@ impl<T> Chan<T> {
     }
 
     /// A blocking send, until `deadline` if given.
+    #[inline(always)]
     fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut st = self.lock();
         let v = match self.try_send_locked(&mut st, v) {
@@ -381,6 +384,7 @@ impl<T> Chan<T> {
     }
 
     /// A blocking receive, until `deadline` if given.
+    #[inline(always)]
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut st = self.lock();
         match self.try_recv_locked(&mut st) {
@@ -557,6 +561,7 @@ impl<T> Sender<T> {
     /// Sends `v`, blocking while the buffer is full (for an unbuffered
     /// channel: until a receiver takes it). Fails with the value if the
     /// channel is closed or every receiver is gone.
+    #[inline(always)]
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
         self.chan
             .send(v, None)
@@ -605,6 +610,7 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Receives a value, blocking until one is there; fails once the
     /// channel is closed and drained.
+    #[inline(always)]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)
     }
@@ -712,6 +718,7 @@ pub struct Iter<'a, T> {
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
@@ -738,6 +745,7 @@ pub struct IntoIter<T> {
 
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
