@@ -317,6 +317,61 @@ fn dropping_a_runtime_with_coroutines_parked_on_channels() {
     });
 }
 
+/// A value that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Values in flight when the runtime goes are dropped exactly once: those
+/// held by senders parked in `send` (inlined into the coroutine's own
+/// function, so the forced unwind passes through it) and those a receiver
+/// got before the end.
+#[test]
+fn values_of_coroutines_parked_in_send_are_dropped_once_at_teardown() {
+    with_timeout(30, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = chan::bounded::<Counted>(0);
+        let received = Arc::new(AtomicUsize::new(0));
+        {
+            // One P: a yield lets every queued coroutine run first.
+            let r = rt(1);
+            for _ in 0..16 {
+                let (tx, v) = (tx.clone(), Counted(drops.clone()));
+                r.spawn(move || tx.send(v).is_ok());
+            }
+            for _ in 0..4 {
+                let (rx, got) = (rx.clone(), received.clone());
+                r.spawn(move || {
+                    if rx.recv().is_ok() {
+                        got.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+            // The receivers take 4 values; the other senders park.
+            let got = received.clone();
+            r.block_on(move || {
+                while got.load(Ordering::SeqCst) < 4 {
+                    gort::yield_now();
+                }
+                gort::yield_now();
+            });
+            assert_eq!(received.load(Ordering::SeqCst), 4);
+            assert_eq!(
+                drops.load(Ordering::SeqCst),
+                4,
+                "only the received values are gone"
+            );
+        }
+        // The 12 parked senders were unwound with their values.
+        assert_eq!(drops.load(Ordering::SeqCst), 16);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    });
+}
+
 /// The channel handles and the sync primitives keep the auto traits users
 /// rely on (they hold the runtime's own lock, which is not std's Mutex):
 /// Send + Sync where T allows, and usable inside `catch_unwind` without
