@@ -142,7 +142,7 @@ use crossbeam_deque::{Injector, Steal};
 use self::{
     g::{GRef, GStatus, getg},
     m::{M, getm, setm},
-    p::{GFREE_MAX, LOCAL_QUEUE_MAX, P, PStatus, STACK_CACHE_MAX},
+    p::{GFREE_MAX, GLOBAL_BATCH_MAX, LOCAL_QUEUE_MAX, P, PStatus, STACK_CACHE_MAX},
     park::{ParkReq, Req},
 };
 use crate::{
@@ -530,7 +530,7 @@ impl Sched {
         loop {
             match self
                 .global
-                .steal_batch_with_limit_and_pop(&local.runq, n.min(LOCAL_QUEUE_MAX / 2))
+                .steal_batch_with_limit_and_pop(&local.runq, n.min(GLOBAL_BATCH_MAX))
             {
                 Steal::Success(g) => return Some(g),
                 Steal::Empty => return None,

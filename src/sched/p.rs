@@ -58,14 +58,25 @@ pub(crate) enum PStatus {
 }
 
 /// Local run queue length above which half of it moves to the global queue
-/// (Go's runqputslow), so that an overloaded P shares with idle ones. Go's
-/// bound, 256, is the size of its fixed ring; ours grows, and idle Ms steal
-/// half of it anyway, so the spill is only a backstop: each spilled G
-/// costs an owner pop (a locked instruction) and an Injector push, and at
-/// 256 a burst of timers or spawns sent most Gs through the global queue
-/// (4,096: timers 0.90x wall, 0.88x CPU; spawn 0.80x ns, 0.86x peak RSS;
-/// 9-11 alternating runs each).
-pub(crate) const LOCAL_QUEUE_MAX: usize = 4096;
+/// (Go's runqputslow): a backstop against a runaway burst, not a working
+/// bound. Go spills at 256 because that is the size of its fixed ring;
+/// crossbeam's deque grows, and idle Ms steal from it anyway. Each spilled
+/// G costs an owner pop (a locked instruction) and an `Injector` push, and
+/// the `Injector`'s blocks are allocated by the spilling thread and freed
+/// by the one that takes them: in a spawning loop whose coroutines run on
+/// the other P that was the spawn path's largest cost, glibc's arena lock
+/// taken from both sides (2,099 context switches per million spawns in
+/// `perf stat`; `strace -f -k` of 300,000: 1,308 of the 1,334 futex waits
+/// outside sysmon were on that lock). 256 -> 4,096 (2026-11-23): timers
+/// 0.90x wall, 0.88x CPU, spawn 0.80x. 4,096 -> 2^20 (2026-11-24): Go's
+/// spawn program (`spawn --side gort-wg`) 0.67x, 152 context switches,
+/// one P spawning a million 0.70x, timers 1.01x wall, 0.92x CPU.
+pub(crate) const LOCAL_QUEUE_MAX: usize = 1 << 20;
+
+/// Most Gs one take from the global queue moves into a local queue (Go:
+/// half its ring, 128).
+pub(crate) const GLOBAL_BATCH_MAX: usize = 2048;
+
 /// Free Gs a P keeps for itself before giving them to the global list.
 pub(crate) const GFREE_MAX: usize = 64;
 /// Free stacks a P keeps before returning them to the global pool.
