@@ -460,8 +460,6 @@ impl Sched {
     /// goes to the queue's tail). For the owner of `p`.
     #[inline]
     pub(crate) fn runqput(&self, p: &P, g: GRef, next: bool) {
-        // SAFETY: the caller owns `p`.
-        let local = unsafe { p.local() };
         if next {
             let old = p.put_runnext(g);
             if !old.is_null() {
@@ -470,6 +468,8 @@ impl Sched {
             }
             return;
         }
+        // SAFETY: the caller owns `p`.
+        let local = unsafe { p.local() };
         // What is queued goes behind a yielded G in the tail slot.
         if let Some(t) = p.take_runtail() {
             local.runq.push(t);
