@@ -103,8 +103,9 @@
 //! `Chan::send`/`Chan::recv` and `try_send_locked`/`try_recv_locked`) are
 //! therefore `#[inline(always)]`: the switch then happens in the user's
 //! own function, which goes on without a return. A 1-P ping-pong: 640 ->
-//! 544 instructions per round trip and 0.67x the time (0.70-0.72x pinned), the
-//! 1 -> 8 -> 1 pipeline 0.78x (benches/README.md, 2026-11-24 session 11).
+//! 544 instructions per round trip and 0.67x the time (0.70-0.72x
+//! pinned), the 1 -> 8 -> 1 pipeline 0.78x (benches/README.md, 2026-11-24
+//! session 11).
 //! The price is code: about 2.2 KB per call site (base: 14 bytes, plus
 //! 5.4 KB once per value type), of which the path a completed or parked
 //! operation runs is about 600 bytes; the rest is cold (errors, the thread
