@@ -363,14 +363,7 @@ pub(crate) fn getg() -> Option<GRef> {
 /// needs the M too. The M stays this G's only until the G parks or yields.
 #[inline]
 pub(crate) fn getmg() -> Option<(&'static super::m::M, GRef)> {
-    let m = super::m::getm();
-    if m.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null M pointer of this thread is its live M (Ms live as
-    // long as their runtime, which outlives every G it runs), and we are on
-    // its thread (the running G or its g0).
-    let m = unsafe { &*m };
-    // SAFETY: as above.
+    let m = super::m::this_m()?;
+    // SAFETY: we are on m's thread (the running G or its g0).
     Some((m, unsafe { m.local() }.curg?))
 }

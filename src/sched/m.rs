@@ -113,6 +113,15 @@ pub(crate) fn getm() -> *const M {
     CURRENT_M.get()
 }
 
+/// This thread's M, if it is one: [`getm`] as a reference.
+#[inline]
+pub(crate) fn this_m() -> Option<&'static M> {
+    let m = getm();
+    // SAFETY: a non-null M pointer of this thread is its live M: Ms live as
+    // long as their runtime, which outlives every thread it runs on.
+    (!m.is_null()).then(|| unsafe { &*m })
+}
+
 #[inline(never)]
 pub(crate) fn setm(m: *const M) {
     CURRENT_M.set(m);

@@ -141,8 +141,8 @@ use std::{
 use crossbeam_deque::{Injector, Steal};
 
 use self::{
-    g::{GRef, GStatus, getg},
-    m::{M, getm, setm},
+    g::{GRef, GStatus, getg, getmg},
+    m::{M, setm},
     p::{GFREE_MAX, GLOBAL_BATCH_MAX, LOCAL_QUEUE_MAX, P, PStatus, STACK_CACHE_MAX},
     park::{ParkReq, Req},
 };
@@ -997,12 +997,7 @@ impl Sched {
     /// (sysmon may have handed it to another M then).
     #[inline]
     pub(crate) fn current_p(&self) -> Option<&'static P> {
-        let m = getm();
-        if m.is_null() {
-            return None;
-        }
-        // SAFETY: a non-null M pointer of this thread is a live M.
-        let m = unsafe { &*m };
+        let m = m::this_m()?;
         if !std::ptr::eq(m.sched, self) {
             return None;
         }
@@ -1692,10 +1687,9 @@ pub(crate) fn current() -> Option<(GRef, &'static Sched)> {
 /// Wires the running G to its M (Go's LockOSThread); see
 /// [`crate::lock_os_thread`]. Calls nest.
 pub(crate) fn lock_os_thread() {
-    let Some((g, _)) = current() else { return };
-    let m = getm();
+    let Some((m, g)) = getmg() else { return };
     // SAFETY: the running G owns itself; it runs on M `m`, whose thread this is.
-    let (own, ml) = unsafe { (g.own(), (*m).local()) };
+    let (own, ml) = unsafe { (g.own(), m.local()) };
     own.lock_depth += 1;
     own.locked_m = m;
     ml.lockedg = Some(g);
@@ -1703,10 +1697,9 @@ pub(crate) fn lock_os_thread() {
 
 /// Undoes one [`lock_os_thread`]; the last one unwires the G.
 pub(crate) fn unlock_os_thread() {
-    let Some((g, _)) = current() else { return };
-    let m = getm();
+    let Some((m, g)) = getmg() else { return };
     // SAFETY: as in lock_os_thread.
-    let (own, ml) = unsafe { (g.own(), (*m).local()) };
+    let (own, ml) = unsafe { (g.own(), m.local()) };
     if own.lock_depth == 0 {
         return;
     }

@@ -30,7 +30,6 @@ use std::{
 use super::{
     Sched,
     g::{GRef, GStatus, WaitReason, getg},
-    m::getm,
     park::{gopark, goready},
     task::{self, Prefix},
 };
@@ -263,9 +262,7 @@ pub(crate) fn current_sched() -> Option<&'static Sched> {
     if let Some((_, s)) = super::current() {
         return Some(s);
     }
-    let m = getm();
-    // SAFETY: a non-null M pointer of this thread is live.
-    (!m.is_null()).then(|| unsafe { &*m }.sched())
+    super::m::this_m().map(|m| m.sched())
 }
 
 /// Creates a G for `f` and makes it runnable (Go's newproc).

@@ -32,7 +32,6 @@ use std::{
 use super::{
     Sched,
     g::GStatus,
-    m::getm,
     p::{self, P, PStatus},
     park::{Req, mcall},
 };
@@ -40,12 +39,13 @@ use super::{
 /// Runs `f`, which may block its thread, without stalling the other
 /// coroutines: see [`crate::blocking`].
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let Some((g, sched)) = super::current() else {
+    let Some((m, g)) = super::g::getmg() else {
         return f();
     };
-    let m = getm();
+    // A G runs only on its runtime's Ms.
+    let sched = m.sched();
     // SAFETY: we run on M `m` (a running G's thread is its M).
-    let ml = unsafe { (*m).local() };
+    let ml = unsafe { m.local() };
     let Some(p) = ml.p else {
         return f();
     };

@@ -47,7 +47,7 @@ use std::{
 
 use super::{
     Sched,
-    m::getm,
+    m::this_m,
     p::{P, PStatus},
     park::ForcedUnwind,
 };
@@ -297,10 +297,9 @@ unsafe fn free_block(b: NonNull<u8>, layout: Layout) {
         unsafe { alloc::dealloc(b.as_ptr(), layout) };
         return;
     };
-    let m = getm();
-    if !m.is_null() {
-        // SAFETY: a non-null M of this thread is live, and we run on it.
-        let (m, ml) = unsafe { (&*m, (*m).local()) };
+    if let Some(m) = this_m() {
+        // SAFETY: we run on m's thread.
+        let ml = unsafe { m.local() };
         // A P in a blocking call may be retaken by sysmon meanwhile: only
         // a running one is ours to touch.
         if let Some(p) = ml.p.filter(|p| p.status() == PStatus::Running) {
