@@ -285,6 +285,9 @@ impl Drop for Runtime {
     }
 }
 
+/// What `join` reports for a coroutine that never started.
+const NEVER_STARTED: &str = "gort: the runtime was dropped before the coroutine started";
+
 /// Finishes every G still alive, on the calling thread (step 2 of the
 /// module comment), then frees the Gs (step 3).
 fn teardown(sched: &Sched) {
@@ -298,6 +301,11 @@ fn teardown(sched: &Sched) {
     let pseudo = M::new(usize::MAX, sched as *const Sched);
     let outer = crate::sched::m::getm();
     setm(&pseudo);
+    // Tasks queued without a G (never started) are failed first: no M
+    // will bind them now, and their joiners must not wait forever.
+    for task in sched.take_queued_tasks() {
+        task.fail(Box::new(NEVER_STARTED));
+    }
     loop {
         let gs: Vec<_> = sched
             .allgs
@@ -325,9 +333,7 @@ fn teardown(sched: &Sched) {
                 // Never ran: drop the closure.
                 let task = own.task.take().expect("a fresh G has a task");
                 g.set_status(GStatus::Dead);
-                task.fail(Box::new(
-                    "gort: the runtime was dropped before the coroutine started",
-                ));
+                task.fail(Box::new(NEVER_STARTED));
                 recycle(sched, g);
                 continue;
             };
@@ -386,7 +392,9 @@ fn teardown(sched: &Sched) {
 /// Releases a finished G's stack and task (teardown only).
 fn recycle(sched: &Sched, g: crate::sched::g::GRef) {
     // SAFETY: teardown owns every G.
-    if let Some(s) = unsafe { g.own() }.clear().0 {
+    let own = unsafe { g.own() };
+    own.clear();
+    if let Some(s) = own.stack.take() {
         stack::put(s);
     }
     g.set_status(GStatus::Idle);

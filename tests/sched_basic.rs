@@ -89,6 +89,32 @@ fn builder_names_and_sizes_and_current_reports_them() {
 }
 
 #[test]
+fn a_coroutine_sees_the_id_of_its_handle_and_ids_are_unique() {
+    // Plain spawns take their G only when they first run, mostly on the
+    // other P: the id must still be the handle's.
+    rt(2).block_on(|| {
+        let me = gort::current().id();
+        let hs: Vec<_> = (0..2000)
+            .map(|_| {
+                gort::spawn(|| {
+                    let c = gort::current();
+                    (c.id(), c.name().is_none())
+                })
+            })
+            .collect();
+        let mut ids = std::collections::HashSet::new();
+        for h in hs {
+            let id = h.id();
+            let (seen, unnamed) = h.join().unwrap();
+            assert_eq!(seen, id);
+            assert!(unnamed);
+            assert_ne!(id, me);
+            assert!(ids.insert(id), "id {id} given twice");
+        }
+    });
+}
+
+#[test]
 fn spawn_outside_a_runtime_panics_with_a_message() {
     let err = std::panic::catch_unwind(|| gort::spawn(|| ())).unwrap_err();
     let msg = err

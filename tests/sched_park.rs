@@ -497,6 +497,45 @@ fn dropping_a_runtime_drops_closures_that_never_ran() {
 }
 
 #[test]
+fn dropping_a_runtime_fails_coroutines_spawned_inside_that_never_ran() {
+    // Spawned from a coroutine, with the runtime's defaults, a coroutine is
+    // queued without a G until it first runs: the teardown must find it in
+    // the run queue (runnext, the local queue) and fail it.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = rt(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = drops.clone();
+    let hog = rt.spawn(move || {
+        let never: Vec<_> = (0..10)
+            .map(|_| {
+                let g = OnDrop(d.clone());
+                gort::spawn(move || drop(g))
+            })
+            .collect();
+        tx.send(never).unwrap();
+        // Hold the only M (no park, no yield) until the drop has begun.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+    let never = rx.recv().unwrap();
+    with_timeout(60, move || drop(rt));
+    hog.join().unwrap();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        10,
+        "every closure was dropped"
+    );
+    for h in never {
+        assert!(h.is_finished());
+        let err = h.join().unwrap_err();
+        assert!(
+            err.downcast_ref::<&str>()
+                .unwrap()
+                .contains("runtime was dropped before the coroutine started")
+        );
+    }
+}
+
+#[test]
 fn building_and_dropping_a_runtime_leaks_no_thread_or_mapping() {
     // Threads and mappings are counted per process: alone in a child, so
     // the other tests of this binary (running in parallel) do not count.

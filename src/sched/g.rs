@@ -3,14 +3,21 @@
 //!
 //! # G status (who owns what in each state)
 //! ```text
-//!            spawn                execute             gopark (unlockf true)
+//!        spawn, or bind          execute             gopark (unlockf true)
 //!   Idle ───────────▶ Runnable ───────────▶ Running ─────────────────────▶ Waiting
 //!    ▲                  ▲  ▲                 │  │ │                          │
 //!    │                  │  └── yield_now ────┘  │ └── blocking(f) ─▶ Syscall │
 //!    │                  └──────────── goready ──┼──────────────────────────┘
 //!    └──── recycled by g0 ◀── Dead ◀── returns ─┘
 //! ```
-//! - `Idle`: on a free list; no stack, no task. Owned by the list.
+//! - `Idle`: on a free list; no task. Owned by the list. On the free list
+//!   of the P it died on it keeps a stack of the runtime's default spec
+//!   (not on the shared list, nor once taken for a spawn).
+//! - `Idle → Runnable`: a spawn that needs its G at once (named, its own
+//!   stack size, from a thread without a P) takes one from a free list; a
+//!   plain spawn queues its task alone, and the M that takes it from the
+//!   queue binds it to a G of its own P just before running it
+//!   (runnable.rs).
 //! - `Runnable`: on a run queue or in a `runnext` slot; its stack (if it has
 //!   run before) is not in use. Owned by the queue; whoever takes it owns it.
 //! - `Running`: executing on an M; only that M (and the G itself) touch it.
@@ -171,9 +178,9 @@ impl Drop for GChunk {
 }
 
 impl GOwned {
-    /// Forgets a finished G's run: returns its stack (for reuse) and
-    /// whether it was wired to its M.
-    pub(crate) fn clear(&mut self) -> (Option<Stack>, bool) {
+    /// Forgets a finished G's run (its stack stays: the caller decides);
+    /// returns whether it was wired to its M.
+    pub(crate) fn clear(&mut self) -> bool {
         self.locals.clear();
         self.sp = None;
         self.canary = None;
@@ -182,7 +189,7 @@ impl GOwned {
         let wired = !self.locked_m.is_null();
         self.locked_m = std::ptr::null();
         self.lock_depth = 0;
-        (self.stack.take(), wired)
+        wired
     }
 }
 

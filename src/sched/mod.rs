@@ -125,6 +125,7 @@ pub(crate) mod g;
 pub(crate) mod m;
 pub(crate) mod p;
 pub(crate) mod park;
+pub(crate) mod runnable;
 pub(crate) mod spawn;
 pub(crate) mod sysmon;
 pub(crate) mod task;
@@ -145,6 +146,7 @@ use self::{
     m::{M, setm},
     p::{GFREE_MAX, GLOBAL_BATCH_MAX, LOCAL_QUEUE_MAX, P, PStatus, STACK_CACHE_MAX},
     park::{ParkReq, Req},
+    runnable::{Kind, Runnable},
 };
 use crate::{
     arch::{self, StackPointer},
@@ -164,7 +166,7 @@ const G_CHUNK_MAX: usize = 2 * 1024 * 1024 / std::mem::size_of::<g::G>();
 /// it does not poll the pair's cache line. (The kernel's timer slack makes
 /// the sleep tens of µs, as it does for Go.)
 #[cold]
-fn wait_for_runnext(victim: &P, next: *mut g::G) -> *mut g::G {
+fn wait_for_runnext(victim: &P, next: *mut u8) -> *mut u8 {
     std::thread::sleep(std::time::Duration::from_micros(3));
     let now = victim.runnext.load(Ordering::Acquire);
     if now == next {
@@ -216,7 +218,7 @@ type MThread = (Arc<M>, Option<ThreadHandle<()>>);
 pub(crate) struct Sched {
     pub(crate) ps: Box<[P]>,
     /// The global run queue.
-    global: Injector<GRef>,
+    global: Injector<Runnable>,
     idle: Mutex<Idle>,
     /// Ps on the idle list. SeqCst: see "Spinning Ms" above.
     npidle: AtomicUsize,
@@ -385,7 +387,7 @@ impl Sched {
         {
             // A small batch is ours to run (see SPREAD_MIN).
             for g in list.drain(..) {
-                self.runqput(p, g, false);
+                self.runqput(p, g.into(), false);
             }
             return;
         }
@@ -396,7 +398,7 @@ impl Sched {
         };
         let to_local = list.len() - n;
         for g in list.drain(to_local..) {
-            self.global.push(g);
+            self.global.push(g.into());
         }
         for _ in 0..n {
             match self.pidleget() {
@@ -406,7 +408,7 @@ impl Sched {
         }
         if let Some(p) = p {
             for g in list.drain(..) {
-                self.runqput(p, g, false);
+                self.runqput(p, g.into(), false);
             }
             self.wakep();
         }
@@ -457,15 +459,14 @@ impl Sched {
     // ---------------------------------------------------------------
     // Run queues
 
-    /// Puts `g` on `p`'s queue; in `runnext` if `next` (the old occupant
+    /// Puts `r` on `p`'s queue; in `runnext` if `next` (the old occupant
     /// goes to the queue's tail). For the owner of `p`.
     #[inline]
-    pub(crate) fn runqput(&self, p: &P, g: GRef, next: bool) {
+    pub(crate) fn runqput(&self, p: &P, r: Runnable, next: bool) {
         if next {
-            let old = p.put_runnext(g);
-            if !old.is_null() {
-                // SAFETY: runnext holds only pointers of live Gs.
-                self.runqput_kicked(p, unsafe { GRef::from_ptr(old) });
+            // SAFETY: runnext holds only words of Runnables.
+            if let Some(old) = unsafe { Runnable::from_ptr(p.put_runnext(r)) } {
+                self.runqput_kicked(p, old);
             }
             return;
         }
@@ -473,9 +474,9 @@ impl Sched {
         let local = unsafe { p.local() };
         // What is queued goes behind a yielded G in the tail slot.
         if let Some(t) = p.take_runtail() {
-            local.runq.push(t);
+            local.runq.push(t.into());
         }
-        local.runq.push(g);
+        local.runq.push(r);
         if local.runq.len() > LOCAL_QUEUE_MAX {
             // Go's runqputslow: share half with the global queue.
             for _ in 0..LOCAL_QUEUE_MAX / 2 {
@@ -491,12 +492,13 @@ impl Sched {
     /// of line, so that a wake-up inlined into a channel operation (see
     /// "Inlining across the crate boundary") carries only the slot store.
     #[inline(never)]
-    fn runqput_kicked(&self, p: &P, g: GRef) {
-        self.runqput(p, g, false);
+    fn runqput_kicked(&self, p: &P, r: Runnable) {
+        self.runqput(p, r, false);
     }
 
-    /// Next G from `p`'s own queues, and whether it inherits the slice.
-    fn runqget(&self, p: &P) -> Option<(GRef, bool)> {
+    /// Next G (or task) from `p`'s own queues, and whether it inherits
+    /// the slice.
+    fn runqget(&self, p: &P) -> Option<(Runnable, bool)> {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
         let inherit = local.runnext_streak < RUNNEXT_STREAK;
@@ -505,26 +507,25 @@ impl Sched {
         let queued = || !local.runq.is_empty() || !p.runtail.load(Ordering::Relaxed).is_null();
         if (inherit || !queued()) && !p.runnext.load(Ordering::Relaxed).is_null() {
             // A thief may have taken it meanwhile: `next` is then null.
-            let next = p.take_runnext();
-            if !next.is_null() {
+            // SAFETY: runnext holds only words of Runnables.
+            if let Some(next) = unsafe { Runnable::from_ptr(p.take_runnext()) } {
                 // Past the streak with nothing queued: the pair goes on,
                 // but in a new slice (schedtick moves, so the global queue
                 // still gets its every-61st turn).
                 local.runnext_streak = if inherit { local.runnext_streak + 1 } else { 0 };
-                // SAFETY: runnext holds only pointers of live Gs.
-                return Some((unsafe { GRef::from_ptr(next) }, inherit));
+                return Some((next, inherit));
             }
         }
         local.runnext_streak = 0;
         local
             .runq
             .pop()
-            .or_else(|| p.take_runtail())
-            .map(|g| (g, false))
+            .or_else(|| p.take_runtail().map(Runnable::from))
+            .map(|r| (r, false))
     }
 
     /// A batch from the global queue into `p`'s queue; returns one G.
-    fn globrunqget(&self, p: &P) -> Option<GRef> {
+    fn globrunqget(&self, p: &P) -> Option<Runnable> {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
         let n = self.global.len() / self.ps.len() + 1;
@@ -542,7 +543,7 @@ impl Sched {
 
     /// Steals half of `victim`'s queue into `p`'s; `runnext` only if
     /// `take_next` and the queue was empty.
-    fn runqsteal(&self, p: &P, victim: &P, take_next: bool) -> Option<GRef> {
+    fn runqsteal(&self, p: &P, victim: &P, take_next: bool) -> Option<Runnable> {
         // SAFETY: the caller owns `p`.
         let local = unsafe { p.local() };
         loop {
@@ -576,8 +577,8 @@ impl Sched {
                     )
                     .is_ok()
             {
-                // SAFETY: we won the CAS, so we own this live G.
-                return Some(unsafe { GRef::from_ptr(next) });
+                // SAFETY: we won the CAS, so we own what the word names.
+                return unsafe { Runnable::from_ptr(next) };
             }
         }
         None
@@ -585,12 +586,55 @@ impl Sched {
 
     /// Puts `g` on the global queue and wakes an M if one is needed.
     pub(crate) fn global_put(&self, g: GRef) {
-        self.global.push(g);
+        self.global.push(g.into());
         self.wakep();
     }
 
     pub(crate) fn global_len(&self) -> usize {
         self.global.len()
+    }
+
+    /// Teardown only (every M stopped): takes the tasks still queued
+    /// without a G (see runnable.rs) out of every run queue, for the
+    /// caller to fail. The Gs queued with them stay (the teardown finds
+    /// those by their status).
+    pub(crate) fn take_queued_tasks(&self) -> Vec<task::TaskRef> {
+        let mut tasks = Vec::new();
+        let mut sort = |r: Runnable, gs: &mut Vec<GRef>| match r.kind() {
+            Kind::G(g) => gs.push(g),
+            Kind::Task(t) => tasks.push(t),
+        };
+        let mut gs = Vec::new();
+        for p in self.ps.iter() {
+            // SAFETY: no M runs: the caller owns every P.
+            let local = unsafe { p.local() };
+            while let Some(r) = local.runq.pop() {
+                sort(r, &mut gs);
+            }
+            for g in gs.drain(..) {
+                local.runq.push(g.into());
+            }
+            // SAFETY: runnext holds only words of Runnables.
+            if let Some(r) = unsafe { Runnable::from_ptr(p.take_runnext()) } {
+                match r.g() {
+                    Some(_) => {
+                        p.put_runnext(r);
+                    }
+                    None => sort(r, &mut gs),
+                }
+            }
+        }
+        loop {
+            match self.global.steal() {
+                Steal::Success(r) => sort(r, &mut gs),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+        for g in gs {
+            self.global.push(g.into());
+        }
+        tasks
     }
 
     // ---------------------------------------------------------------
@@ -734,7 +778,7 @@ impl Sched {
 
     /// Finds a G to run for `m`, which holds a P. Parks the M when there is
     /// nothing; returns `None` at shutdown.
-    fn find_runnable(&self, m: &Arc<M>) -> Option<(GRef, bool)> {
+    fn find_runnable(&self, m: &Arc<M>) -> Option<(Runnable, bool)> {
         'top: loop {
             if self.shutdown.load(Ordering::Acquire) {
                 return None;
@@ -764,7 +808,7 @@ impl Sched {
             }
             // 3½. The network, without blocking.
             if let Some(g) = self.netpoll_now(ml) {
-                return Some((g, false));
+                return Some((g.into(), false));
             }
             // 4. Steal, while spinning Ms are fewer than busy Ps / 2.
             let busy = self.ps.len() - self.npidle.load(Ordering::SeqCst);
@@ -802,7 +846,7 @@ impl Sched {
             // Block in the poller until the earliest timer, if there is
             // anything to wait for and no other M does it.
             match self.netpoll_block(ml) {
-                Polled::Run(g) => return Some((g, false)),
+                Polled::Run(g) => return Some((g.into(), false)),
                 Polled::Again => continue 'top,
                 Polled::Park => {}
                 Polled::Shutdown => return None,
@@ -864,7 +908,7 @@ impl Sched {
             }
             // Shutting down: queued like the rest, for the teardown.
             let p = ml.p.expect("mine implies a P");
-            self.runqput(p, g, false);
+            self.runqput(p, g.into(), false);
         }
         if self.shutdown.load(Ordering::Acquire) {
             return Polled::Shutdown;
@@ -874,7 +918,7 @@ impl Sched {
 
     /// Steals from the other Ps, in random order, `runnext` and due timers
     /// on the last of four rounds.
-    fn steal_work(&self, p: &P) -> Option<GRef> {
+    fn steal_work(&self, p: &P) -> Option<Runnable> {
         let n = self.ps.len();
         if n == 1 {
             return None;
@@ -931,7 +975,7 @@ impl Sched {
                     GStatus::Runnable,
                     "runtime: goready of a G that is not waiting",
                 );
-                self.runqput(p, g, next);
+                self.runqput(p, g.into(), next);
                 if next {
                     self.wakep_after_runnext();
                 } else {
@@ -1099,6 +1143,20 @@ fn coprime_step(n: usize, seed: usize) -> usize {
     step
 }
 
+/// Keeps a free stack in a P's cache, or gives it to the global pool
+/// when the cache is full.
+fn cache_stack(local: &mut p::PLocal, s: Stack) {
+    cache_stack_in(&mut local.stacks, s);
+}
+
+fn cache_stack_in(stacks: &mut Vec<Stack>, s: Stack) {
+    if stacks.len() < STACK_CACHE_MAX {
+        stacks.push(s);
+    } else {
+        stack::put(s);
+    }
+}
+
 /// The body of every M thread.
 fn mstart(m: Arc<M>) {
     let _ = m.thread.set(std::thread::current());
@@ -1149,13 +1207,17 @@ impl Sched {
                 // came while we waited for one.
                 break;
             }
-            let Some((g, inherit)) = self.find_runnable(m) else {
+            let Some((r, inherit)) = self.find_runnable(m) else {
                 break;
             };
             // SAFETY: on m's thread.
             let ml = unsafe { m.local() };
             self.reset_spinning(ml);
             let p = ml.p.expect("a P after find_runnable");
+            let g = match r.kind() {
+                Kind::G(g) => g,
+                Kind::Task(t) => self.bind(p, t),
+            };
             if !inherit {
                 p::bump32(&p.schedtick);
             }
@@ -1271,15 +1333,15 @@ impl Sched {
                         // Nothing local would run before us, but the global
                         // queue waits: go behind it, as Go's Gosched does,
                         // or a yield loop would leave it 1/61 of the turns.
-                        self.global.push(g);
+                        self.global.push(g.into());
                     } else if p.lone {
                         // A lone P: the tail slot (see p.rs), whose former
                         // occupant goes into the queue ahead of us.
                         if let Some(t) = p.replace_runtail(g) {
-                            local.runq.push(t);
+                            local.runq.push(t.into());
                         }
                     } else {
-                        local.runq.push(g);
+                        local.runq.push(g.into());
                     }
                     return;
                 }
@@ -1419,13 +1481,18 @@ impl Sched {
         if next.is_null() || local.runnext_streak >= RUNNEXT_STREAK || self.is_shutting_down() {
             return None;
         }
+        // A task has no G yet: g0 binds and starts it.
+        if Runnable::ptr_is_task(next) {
+            return None;
+        }
         // Take it before looking at it: a thief may be starting it (then
         // the slot is empty and we get null).
         if p.take_runnext() != next {
             return None;
         }
-        // SAFETY: runnext holds only live Gs; we took it, so we own it.
-        let g = unsafe { GRef::from_ptr(next) };
+        // SAFETY: an untagged runnext word is a live G; we took it, so we
+        // own it.
+        let g = unsafe { GRef::from_ptr(next.cast()) };
         // SAFETY: as above.
         let own = unsafe { g.own() };
         if own.sp.is_none() || !own.locked_m.is_null() {
@@ -1473,7 +1540,7 @@ impl Sched {
         let p = unsafe { m.local() }
             .p
             .expect("a direct hand-off keeps its P");
-        self.runqput(p, from, true);
+        self.runqput(p, from.into(), true);
         self.wakep_after_runnext();
     }
 
@@ -1482,16 +1549,44 @@ impl Sched {
     fn first_run(&self, m: &Arc<M>, g: GRef) -> Option<StackPointer> {
         // SAFETY: we own g (it is about to run on this M).
         let own = unsafe { g.own() };
+        // A G bound from its P's free list may still hold the stack it
+        // died with (gdead), of the runtime's default spec: used in place.
+        if !own.stack.as_ref().is_some_and(|s| s.spec() == own.spec) {
+            self.give_stack(m, g)?;
+        }
+        let stack = own.stack.as_ref().expect("a G about to run has a stack");
+        stack.set_owner(g.id());
+        own.canary = stack.canary();
+        let top = stack.top();
+        // SAFETY: `top` is the aligned top of the stack g now owns.
+        Some(unsafe { arch::init_jump_stack(top, park::g_entry, g.as_ptr().cast()) })
+    }
+
+    /// Gives `g` (ours, about to run) a stack of its spec: from the P's
+    /// cache, or new. On failure the G is finished with the error.
+    #[cold]
+    fn give_stack(&self, m: &Arc<M>, g: GRef) -> Option<()> {
+        // SAFETY: we own g.
+        let own = unsafe { g.own() };
         // SAFETY: on m's thread.
         let ml = unsafe { m.local() };
+        if let Some(p) = ml.p
+            && let Some(s) = own.stack.take()
+        {
+            // SAFETY: we own p.
+            cache_stack(unsafe { p.local() }, s); // not of this G's spec
+        }
         let cached = ml.p.and_then(|p| {
             // SAFETY: we own p.
             let stacks = &mut unsafe { p.local() }.stacks;
             let i = stacks.iter().rposition(|s| s.spec() == own.spec)?;
             Some(stacks.swap_remove(i))
         });
-        let stack = match cached.map_or_else(|| Stack::new(own.spec), Ok) {
-            Ok(s) => s,
+        match cached.map_or_else(|| Stack::new(own.spec), Ok) {
+            Ok(s) => {
+                own.stack = Some(s);
+                Some(())
+            }
             Err(e) => {
                 let task = own.task.take().expect("a fresh G has a task");
                 task.fail(Box::new(format!(
@@ -1499,25 +1594,22 @@ impl Sched {
                     g.id()
                 )));
                 self.gdead(m, g);
-                return None;
+                None
             }
-        };
-        stack.set_owner(g.id());
-        own.canary = stack.canary();
-        let top = stack.top();
-        own.stack = Some(stack);
-        // SAFETY: `top` is the aligned top of the stack g now owns.
-        Some(unsafe { arch::init_jump_stack(top, park::g_entry, g.as_ptr().cast()) })
+        }
     }
 
-    /// Recycles a finished G: stack to the P's cache, G to a free list.
+    /// Recycles a finished G: to its P's free list, keeping a stack of the
+    /// default spec (the next task bound there reuses both: see
+    /// "A G at first run" in runnable.rs); other stacks to the P's cache.
+    /// Gs shared with the other Ps (or freed without a P) go without.
     fn gdead(&self, m: &Arc<M>, g: GRef) {
         g.set_status(GStatus::Dead);
         // SAFETY: on m's thread.
         let ml = unsafe { m.local() };
         // SAFETY: we own the dead G.
-        let (stack, was_wired) = unsafe { g.own() }.clear();
-        if was_wired {
+        let own = unsafe { g.own() };
+        if own.clear() {
             ml.lockedg = None; // a wired G ended: its M is free again
         }
         g.g().id.store(0, Ordering::Relaxed);
@@ -1527,23 +1619,30 @@ impl Sched {
                 p::bump(&p.exited);
                 // SAFETY: we own p.
                 let local = unsafe { p.local() };
-                if let Some(s) = stack {
-                    if local.stacks.len() < STACK_CACHE_MAX {
-                        local.stacks.push(s);
-                    } else {
-                        stack::put(s);
-                    }
+                // The G keeps a default stack (looked at in place: a
+                // Stack is six words).
+                if own.stack.as_ref().is_some_and(|s| s.spec() != self.spec)
+                    && let Some(s) = own.stack.take()
+                {
+                    cache_stack(local, s);
                 }
                 local.gfree.push(g);
                 if local.gfree.len() > GFREE_MAX {
-                    // Share half with the other Ps (drain: no temporary Vec).
+                    // Share half with the other Ps, without their stacks.
+                    let (gfree, stacks) = (&mut local.gfree, &mut local.stacks);
+                    for g in &gfree[GFREE_MAX / 2..] {
+                        // SAFETY: free Gs are owned by their list (ours).
+                        if let Some(s) = unsafe { g.own() }.stack.take() {
+                            cache_stack_in(stacks, s);
+                        }
+                    }
                     let mut global = self.gfree.lock().unwrap_or_else(|e| e.into_inner());
-                    global.extend(local.gfree.drain(GFREE_MAX / 2..));
+                    global.extend(gfree.drain(GFREE_MAX / 2..));
                 }
             }
             None => {
                 self.exited_outside.fetch_add(1, Ordering::Relaxed);
-                if let Some(s) = stack {
+                if let Some(s) = own.stack.take() {
                     stack::put(s);
                 }
                 self.gfree.lock().unwrap_or_else(|e| e.into_inner()).push(g);
@@ -1551,8 +1650,32 @@ impl Sched {
         }
     }
 
-    /// A G to spawn into: from the P's free list, the global one, or new.
+    /// A G for a task queued without one (see runnable.rs), from `p`'s
+    /// free list: `p` is about to run it.
+    fn bind(&self, p: &P, task: task::TaskRef) -> GRef {
+        let g = self.gfget(Some(p));
+        spawn::init_g(g, task, None, self.spec);
+        g
+    }
+
+    /// A G to spawn into now, without a stack (a stack it kept goes to
+    /// `p`'s cache: a queued G must not hold one, or a million queued Gs
+    /// could hold a million stacks).
     pub(crate) fn galloc(&self, p: Option<&P>) -> GRef {
+        let g = self.gfget(p);
+        // SAFETY: a G from a free list is ours.
+        if let Some(s) = unsafe { g.own() }.stack.take() {
+            match p {
+                // SAFETY: the caller owns p.
+                Some(p) => cache_stack(unsafe { p.local() }, s),
+                None => stack::put(s),
+            }
+        }
+        g
+    }
+
+    /// A free G: from the P's free list, the global one, or new.
+    fn gfget(&self, p: Option<&P>) -> GRef {
         if let Some(p) = p {
             // SAFETY: the caller owns p.
             let local = unsafe { p.local() };

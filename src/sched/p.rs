@@ -45,7 +45,10 @@ use std::{
 
 use crossbeam_deque::{Stealer, Worker};
 
-use super::g::{G, GRef};
+use super::{
+    g::{G, GRef},
+    runnable::Runnable,
+};
 use crate::stack::Stack;
 
 /// P status; see the module comment.
@@ -77,7 +80,9 @@ pub(crate) const LOCAL_QUEUE_MAX: usize = 1 << 20;
 /// half its ring, 128).
 pub(crate) const GLOBAL_BATCH_MAX: usize = 2048;
 
-/// Free Gs a P keeps for itself before giving them to the global list.
+/// Free Gs a P keeps for itself before giving them to the global list
+/// (each may keep a default stack, see `Sched::gdead`: with the stack
+/// cache, a P holds at most `GFREE_MAX + STACK_CACHE_MAX` free stacks).
 pub(crate) const GFREE_MAX: usize = 64;
 /// Free stacks a P keeps before returning them to the global pool.
 pub(crate) const STACK_CACHE_MAX: usize = 32;
@@ -90,14 +95,15 @@ pub(crate) struct P {
     /// Owner-only state.
     local: UnsafeCell<PLocal>,
     /// Steal handle of `PLocal::runq`, used by other Ms.
-    pub(crate) stealer: Stealer<GRef>,
+    pub(crate) stealer: Stealer<Runnable>,
     /// The yielded G behind the local queue when this is the only P (see
     /// the module comment); null otherwise. Written only by the owner.
     pub(crate) runtail: AtomicPtr<G>,
-    /// A G to run next, ahead of the queue. Written by the owner (swap) and
-    /// by thieves (CAS to null); AcqRel on both sides hands over the G. On
-    /// a lone P only the owner touches it, with plain loads and stores.
-    pub(crate) runnext: AtomicPtr<G>,
+    /// A G (or task, see runnable.rs) to run next, ahead of the queue: a
+    /// `Runnable`'s word. Written by the owner (swap) and by thieves (CAS
+    /// to null); AcqRel on both sides hands it over. On a lone P only the
+    /// owner touches it, with plain loads and stores.
+    pub(crate) runnext: AtomicPtr<u8>,
     /// Counts schedules that did not inherit a time slice; sysmon reads it.
     pub(crate) schedtick: AtomicU32,
     /// Counts `blocking` calls; sysmon reads it to see a call is the same.
@@ -129,7 +135,7 @@ pub(crate) fn bump32(c: &AtomicU32) {
 
 /// The part of a P that only its owner touches.
 pub(crate) struct PLocal {
-    pub(crate) runq: Worker<GRef>,
+    pub(crate) runq: Worker<Runnable>,
     pub(crate) gfree: Vec<GRef>,
     pub(crate) stacks: Vec<Stack>,
     /// Freed task cells, for this P's next spawns.
@@ -216,27 +222,27 @@ impl P {
             + usize::from(!self.runtail.load(Ordering::Relaxed).is_null())
     }
 
-    /// Puts `g` in `runnext` (owner only); returns the G it displaced, or
-    /// null. SeqCst elsewhere: Release hands `g` to whoever takes it,
+    /// Puts `r` in `runnext` (owner only); returns the word it displaced,
+    /// or null. SeqCst elsewhere: Release hands `g` to whoever takes it,
     /// Acquire takes the old occupant, and being SeqCst it orders this
     /// store before wakep's loads (see `Sched::wakep_after_runnext`). A
     /// lone P has no thief to race and no other P to wake: a plain load and
     /// store.
     #[inline]
-    pub(crate) fn put_runnext(&self, g: GRef) -> *mut G {
+    pub(crate) fn put_runnext(&self, r: Runnable) -> *mut u8 {
         if self.lone {
             let old = self.runnext.load(Ordering::Relaxed);
-            self.runnext.store(g.as_ptr(), Ordering::Release);
+            self.runnext.store(r.as_ptr(), Ordering::Release);
             return old;
         }
-        self.runnext.swap(g.as_ptr(), Ordering::SeqCst)
+        self.runnext.swap(r.as_ptr(), Ordering::SeqCst)
     }
 
-    /// Takes the G in `runnext` (owner only): null if it was empty or a
+    /// Takes the word in `runnext` (owner only): null if it was empty or a
     /// thief took it first (thieves only ever clear it, so a non-null
-    /// result is the G that was there).
+    /// result is the one that was there).
     #[inline]
-    pub(crate) fn take_runnext(&self) -> *mut G {
+    pub(crate) fn take_runnext(&self) -> *mut u8 {
         if self.lone {
             let g = self.runnext.load(Ordering::Relaxed);
             self.runnext.store(ptr::null_mut(), Ordering::Relaxed);

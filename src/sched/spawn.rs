@@ -3,7 +3,9 @@
 //! A spawn makes one allocation at most: the task cell (`task.rs`) holding
 //! the closure until it runs and the result until it is joined, taken from
 //! the P's cache of freed cells when it can be. The G holds it as a
-//! `TaskRef`, the handle through its typed `Prefix<T>`.
+//! `TaskRef`, the handle through its typed `Prefix<T>`. A plain spawn
+//! queues the cell without a G, which it gets when it first runs
+//! (runnable.rs).
 //!
 //! # Join state (`Header::state`, one word)
 //! ```text
@@ -31,7 +33,8 @@ use super::{
     Sched,
     g::{GRef, GStatus, WaitReason, getg},
     park::{gopark, goready},
-    task::{self, Prefix},
+    runnable::Runnable,
+    task::{self, Prefix, TaskRef},
 };
 use crate::stack::StackSpec;
 
@@ -265,7 +268,9 @@ pub(crate) fn current_sched() -> Option<&'static Sched> {
     super::m::this_m().map(|m| m.sched())
 }
 
-/// Creates a G for `f` and makes it runnable (Go's newproc).
+/// Queues `f` to run as a new coroutine (Go's newproc): with the
+/// runtime's defaults, on an M with a P, as a task that takes its G when it
+/// first runs (see runnable.rs); otherwise in a G taken now.
 pub(crate) fn newproc<F, T>(
     sched: &Sched,
     spec: StackSpec,
@@ -277,28 +282,28 @@ where
     T: Send + 'static,
 {
     let p = sched.current_p();
-    let (task, cell) = task::new_task(sched, p, f);
     let id = match p {
         // SAFETY: we own the current P.
         Some(p) => unsafe { p.local() }.take_id(),
         None => crate::coro::next_id(),
     };
-    let g = sched.galloc(p);
-    // SAFETY: a G from a free list (or new) is owned by us until queued.
-    let own = unsafe { g.own() };
-    own.task = Some(task);
-    own.name = name.map(Arc::from);
-    own.spec = spec;
-    own.sp = None;
-    g.g().id.store(id, Ordering::Relaxed);
-    g.set_status(GStatus::Runnable);
+    let (task, cell) = task::new_task(sched, p, id, f);
     match p {
-        Some(p) => {
+        Some(p) if name.is_none() && spec == sched.spec => {
             super::p::bump(&p.spawned);
-            sched.runqput(p, g, true);
+            sched.runqput(p, Runnable::task(task), true);
+            sched.wakep_after_runnext();
+        }
+        Some(p) => {
+            let g = sched.galloc(Some(p));
+            init_g(g, task, name, spec);
+            super::p::bump(&p.spawned);
+            sched.runqput(p, g.into(), true);
             sched.wakep_after_runnext();
         }
         None => {
+            let g = sched.galloc(None);
+            init_g(g, task, name, spec);
             sched.spawned_outside.fetch_add(1, Ordering::Relaxed);
             sched.global_put(g);
         }
@@ -308,4 +313,18 @@ where
         id,
         _not_sync: PhantomData,
     }
+}
+
+/// Makes the free G `g` (ours) the coroutine of `task`: `Idle` to
+/// `Runnable`, with no context yet (its stack comes at first run).
+#[inline]
+pub(crate) fn init_g(g: GRef, task: TaskRef, name: Option<String>, spec: StackSpec) {
+    // SAFETY: a G from a free list is owned by whoever took it.
+    let own = unsafe { g.own() };
+    g.g().id.store(task.id(), Ordering::Relaxed);
+    own.task = Some(task);
+    own.name = name.map(Arc::from);
+    own.spec = spec;
+    own.sp = None;
+    g.set_status(GStatus::Runnable);
 }

@@ -14,14 +14,19 @@
 //! `Prefix<T>`. What needs `F` (run, fail, drop) goes through the
 //! header's vtable.
 //!
-//! # References (`Header::refs`)
+//! # References and id (`Header::refs_id`)
 //! ```text
 //!   2 at spawn (the G's TaskRef, the JoinHandle) ──each drop──▶ 1 ──▶ 0: freed
 //! ```
-//! Set to 2 by a plain store when the cell is built (nobody else knows it
-//! yet); the last release frees it (Release decrement, Acquire fence, as
-//! `Arc` does). The G's reference goes when the coroutine ends (or is torn
-//! down); the handle's when it is joined or dropped.
+//! The count sits in the low [`REF_BITS`] bits of a word whose other bits
+//! hold the coroutine's id, which never changes (a task queued before it
+//! has a G carries its id there until it is bound: see `runnable.rs`; in
+//! its own word the header would grow by 8 bytes, and closures of up to
+//! 24 bytes would no longer fit the 64-byte class). Set by a plain store
+//! when the cell is built (nobody else knows it yet); the last release
+//! frees it (Release decrement, Acquire fence, as `Arc` does). The G's
+//! reference goes when the coroutine ends (or is torn down); the
+//! handle's when it is joined or dropped.
 //!
 //! # The block cache
 //! Blocks of at most `CLASSES` bytes are allocated at their class's size,
@@ -41,7 +46,7 @@ use std::{
     cell::UnsafeCell,
     panic::{self, AssertUnwindSafe},
     ptr::NonNull,
-    sync::atomic::{self, AtomicUsize, Ordering},
+    sync::atomic::{self, AtomicU64, AtomicUsize, Ordering},
     thread,
 };
 
@@ -61,9 +66,14 @@ const CACHE_MAX: usize = 256;
 /// Blocks the shared pool keeps per class; past that they are freed.
 const POOL_MAX: usize = 4096;
 
+/// Bits of `Header::refs_id` that count references (at most 2).
+const REF_BITS: u32 = 2;
+const REF_MASK: u64 = (1 << REF_BITS) - 1;
+
 /// What every cell starts with.
 pub(crate) struct Header {
-    refs: AtomicUsize,
+    /// The reference count (low `REF_BITS`) and the coroutine's id.
+    refs_id: AtomicU64,
     /// The join state (see `spawn.rs`).
     pub(crate) state: AtomicUsize,
     vtable: &'static VTable,
@@ -145,9 +155,15 @@ where
     }
 }
 
-/// Builds the cell for `f` with its two references (the G's, the
-/// handle's). `p`: the spawner's P in `sched`, if it has one.
-pub(crate) fn new_task<F, T>(sched: &Sched, p: Option<&P>, f: F) -> (TaskRef, NonNull<Prefix<T>>)
+/// Builds the cell for coroutine `id` running `f`, with its two
+/// references (the G's, the handle's). `p`: the spawner's P in `sched`, if
+/// it has one.
+pub(crate) fn new_task<F, T>(
+    sched: &Sched,
+    p: Option<&P>,
+    id: u64,
+    f: F,
+) -> (TaskRef, NonNull<Prefix<T>>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -160,7 +176,7 @@ where
         block.as_ptr().write(Cell {
             prefix: Prefix {
                 header: Header {
-                    refs: AtomicUsize::new(2),
+                    refs_id: AtomicU64::new(id << REF_BITS | 2),
                     state: AtomicUsize::new(super::spawn::RUNNING),
                     vtable: &Cell::<T, F>::VTABLE,
                 },
@@ -179,7 +195,7 @@ where
 pub(crate) unsafe fn release(h: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the cell alive until here.
     let header = unsafe { h.as_ref() };
-    if header.refs.fetch_sub(1, Ordering::Release) == 1 {
+    if header.refs_id.fetch_sub(1, Ordering::Release) & REF_MASK == 1 {
         atomic::fence(Ordering::Acquire);
         // SAFETY: that was the last reference.
         unsafe { (header.vtable.free)(h) };
@@ -194,6 +210,26 @@ pub(crate) struct TaskRef(NonNull<Header>);
 unsafe impl Send for TaskRef {}
 
 impl TaskRef {
+    /// The id of the coroutine that runs (or ran) this task.
+    pub(crate) fn id(&self) -> u64 {
+        // SAFETY: our reference keeps the cell alive; the id bits never
+        // change.
+        unsafe { self.0.as_ref() }.refs_id.load(Ordering::Relaxed) >> REF_BITS
+    }
+
+    /// The reference as a word-aligned pointer (kept, not released).
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        std::mem::ManuallyDrop::new(self).0
+    }
+
+    /// Takes back a reference given away by [`TaskRef::into_raw`].
+    ///
+    /// # Safety
+    /// `h` came from `into_raw`, and is taken back once.
+    pub(crate) unsafe fn from_raw(h: NonNull<Header>) -> TaskRef {
+        TaskRef(h)
+    }
+
     /// Runs the closure and completes the join state.
     pub(crate) fn run(&self) {
         // SAFETY: the G runs its task once; the cell lives while we hold it.
