@@ -31,6 +31,72 @@ fn go_accepts_a_closure_or_a_block() {
 }
 
 #[test]
+fn results_of_every_shape_arrive_and_unjoined_ones_are_dropped_once() {
+    // The closure and the result share one slot in the task cell, at an
+    // offset set by the larger alignment of the two: exercise closures
+    // and results smaller, larger and more aligned than each other, and
+    // results that nobody takes (the handle dropped before or after the
+    // coroutine finished).
+    #[repr(align(64))]
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    struct Wide([u64; 8]);
+    // (The array makes the result larger than the closure.)
+    struct Counted(Arc<AtomicUsize>, #[allow(dead_code)] [u64; 3]);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    rt(2).block_on(move || {
+        let big = [7u64; 40];
+        let h = gort::spawn(move || big.iter().sum::<u64>());
+        assert_eq!(h.join().unwrap(), 280);
+        let h = gort::spawn(|| [9u8; 300]);
+        assert_eq!(h.join().unwrap(), [9u8; 300]);
+        let w = Wide([3; 8]);
+        let h = gort::spawn(move || (w, 1u8));
+        assert_eq!(h.join().unwrap(), (Wide([3; 8]), 1));
+        let h = gort::spawn(move || Wide([w.0[0] + 1; 8]).0[7]);
+        assert_eq!(h.join().unwrap(), 4);
+        let h = gort::spawn(|| -> Wide { panic!("wide") });
+        assert_eq!(
+            *h.join().unwrap_err().downcast_ref::<&str>().unwrap(),
+            "wide"
+        );
+        let ran = Arc::new(AtomicUsize::new(0));
+        for i in 0..100u64 {
+            let (d, ran) = (d.clone(), ran.clone());
+            let h = gort::spawn(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Counted(d, [i; 3])
+            });
+            if i % 2 == 0 {
+                drop(h); // (mostly) before it finished
+            } else {
+                while !h.is_finished() {
+                    gort::yield_now();
+                }
+                drop(h); // after
+            }
+        }
+        // Every detached one has run (and its result is dropped with its
+        // cell, just after it returns).
+        while ran.load(Ordering::SeqCst) < 100 {
+            gort::yield_now();
+        }
+        let h = gort::spawn(move || Counted(d, [0; 3]));
+        drop(h.join().unwrap());
+    });
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        101,
+        "each result dropped once"
+    );
+}
+
+#[test]
 fn join_from_a_plain_thread_blocks_the_thread() {
     let rt = rt(2);
     let h = rt.spawn(|| {

@@ -266,7 +266,6 @@ pub(crate) unsafe extern "C" fn g_entry(arg: usize, from: *mut u8, ctx: *mut u8)
     debug_assert_ne!(arg, UNWIND, "fresh Gs are never unwound, only dropped");
     let task = own.task.take().expect("a fresh G has a task");
     task.run();
-    drop(task);
     // Coroutine-local values are dropped here, on the coroutine's own
     // stack, so their destructors may use the runtime (gdead's clear only
     // catches what a destructor re-created).

@@ -9,17 +9,23 @@
 //!
 //! # Join state (`Header::state`, one word)
 //! ```text
-//!   RUNNING ──complete──▶ DONE
-//!      │                   ▲
-//!      └──join parks──▶ &Waiter ──complete: copy the waker, then DONE──┘
+//!   RUNNING ──complete──▶ OK | ERR ──join takes the result──▶ TAKEN
+//!      │                     ▲
+//!      └──join parks──▶ &Waiter ──complete: copy the waker, then OK | ERR
 //! ```
-//! - `RUNNING` (0): not finished, nobody waiting.
+//! - `RUNNING` (0): not finished, nobody waiting. The cell's slot holds
+//!   the closure until the G takes it (task.rs, "Layout").
 //! - `&Waiter`: a joiner is blocked; the `Waiter` lives on its stack and
-//!   stays valid until the state becomes `DONE` (the joiner cannot return
-//!   before that). The completer copies the waker out *before* storing
-//!   `DONE`, then wakes it.
-//! - `DONE` (1): the result is in `result` (written before the Release
-//!   store of `DONE`); the joiner takes it after an Acquire load.
+//!   stays valid until the state becomes `OK` or `ERR` (the joiner cannot
+//!   return before that). The completer copies the waker out *before*
+//!   storing the result's state, then wakes it.
+//! - `OK` (1) / `ERR` (2): the slot holds the value / the panic's payload
+//!   (written before the Release store); the joiner reads it after an
+//!   Acquire load.
+//! - `TAKEN` (3): the joiner moved the result out; the slot is empty.
+//!   Written by the joiner alone, before it releases its reference (the
+//!   release orders it before the cell is freed, which reads the state to
+//!   know what to drop).
 
 use std::{
     fmt, io,
@@ -34,12 +40,14 @@ use super::{
     g::{GRef, GStatus, WaitReason, getg},
     park::{gopark, goready},
     runnable::Runnable,
-    task::{self, Prefix, TaskRef},
+    task::{self, Header, Panic, TaskRef},
 };
 use crate::stack::StackSpec;
 
 pub(crate) const RUNNING: usize = 0;
-const DONE: usize = 1;
+pub(crate) const OK: usize = 1;
+pub(crate) const ERR: usize = 2;
+pub(crate) const TAKEN: usize = 3;
 
 /// Who waits for a task to finish.
 enum Waiter {
@@ -47,94 +55,115 @@ enum Waiter {
     Thread(Thread),
 }
 
-impl<T> Prefix<T> {
-    pub(crate) fn complete(&self, r: thread::Result<T>) {
-        // SAFETY: only the completer writes, before publishing DONE.
-        unsafe { *self.result.get() = Some(r) };
-        let mut s = self.header.state.load(Ordering::Acquire);
-        loop {
-            if s == RUNNING {
-                // Release: the result is visible to whoever sees DONE.
-                match self.header.state.compare_exchange(
-                    RUNNING,
-                    DONE,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return,
-                    Err(now) => s = now,
-                }
-                continue;
+/// Writes the task's result into its cell's slot and publishes it (`OK`
+/// or `ERR`), waking a joiner that waits.
+///
+/// # Safety
+/// `h` is the header of a cell whose result type is `T`, whose closure
+/// has been taken or dropped (the slot is free), completed once.
+pub(crate) unsafe fn complete<T>(h: &Header, r: thread::Result<T>) {
+    let slot = h.slot();
+    // SAFETY: the slot is free and aligned for T and Panic (a union of
+    // them); only the completer writes it, before publishing.
+    let done = unsafe {
+        match r {
+            Ok(v) => {
+                slot.cast::<T>().write(v);
+                OK
             }
-            // A waiter: copy its waker while the joiner still waits (it
-            // cannot leave before DONE), then release it.
-            // SAFETY: a non-RUNNING, non-DONE state is a live &Waiter.
-            let wake = match unsafe { &*(s as *const Waiter) } {
-                Waiter::G(g) => Waiter::G(*g),
-                Waiter::Thread(t) => Waiter::Thread(t.clone()),
-            };
-            self.header.state.store(DONE, Ordering::Release);
-            match wake {
-                Waiter::G(g) => goready(g),
-                Waiter::Thread(t) => t.unpark(),
-            }
-            return;
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.header.state.load(Ordering::Acquire) == DONE
-    }
-
-    /// Blocks until DONE (parking the G, or the thread) and takes the
-    /// result.
-    fn wait(&self) -> thread::Result<T> {
-        if !self.is_done() {
-            match getg() {
-                Some(g) => {
-                    let waiter = Waiter::G(g);
-                    let state = &self.header.state;
-                    let w = &waiter as *const Waiter as usize;
-                    // SAFETY: the callback only CASes the state word (not
-                    // on the G's stack) and publishes `waiter`, which lives
-                    // in this frame until we are woken.
-                    unsafe {
-                        gopark(
-                            move |_| {
-                                state
-                                    .compare_exchange(
-                                        RUNNING,
-                                        w,
-                                        Ordering::AcqRel,
-                                        Ordering::Acquire,
-                                    )
-                                    .is_ok()
-                            },
-                            WaitReason::Join,
-                        );
-                    }
-                }
-                None => {
-                    let waiter = Waiter::Thread(thread::current());
-                    let w = &waiter as *const Waiter as usize;
-                    if self
-                        .header
-                        .state
-                        .compare_exchange(RUNNING, w, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
-                        while !self.is_done() {
-                            thread::park();
-                        }
-                    }
-                }
+            Err(p) => {
+                slot.cast::<Panic>().write(Box::new(p));
+                ERR
             }
         }
-        debug_assert!(self.is_done());
-        // SAFETY: DONE was observed with Acquire; only the joiner (the
-        // unique JoinHandle, consumed by join) reads the result.
-        unsafe { (*self.result.get()).take() }.expect("a finished task has a result")
+    };
+    let mut s = h.state.load(Ordering::Acquire);
+    loop {
+        if s == RUNNING {
+            // Release: the result is visible to whoever sees OK or ERR.
+            match h
+                .state
+                .compare_exchange(RUNNING, done, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => s = now,
+            }
+            continue;
+        }
+        // A waiter: copy its waker while the joiner still waits (it
+        // cannot leave before OK or ERR), then release it.
+        // SAFETY: any state other than RUNNING before completion is a
+        // live &Waiter.
+        let wake = match unsafe { &*(s as *const Waiter) } {
+            Waiter::G(g) => Waiter::G(*g),
+            Waiter::Thread(t) => Waiter::Thread(t.clone()),
+        };
+        h.state.store(done, Ordering::Release);
+        match wake {
+            Waiter::G(g) => goready(g),
+            Waiter::Thread(t) => t.unpark(),
+        }
+        return;
     }
+}
+
+fn is_done(h: &Header) -> bool {
+    matches!(h.state.load(Ordering::Acquire), OK | ERR)
+}
+
+/// Blocks until the task of `h` finishes (parking the G, or the thread)
+/// and takes its result.
+///
+/// # Safety
+/// `h` is the header of a live cell whose result type is `T`, and the
+/// caller is its one joiner (it takes the result once).
+unsafe fn wait<T>(h: &Header) -> thread::Result<T> {
+    if !is_done(h) {
+        match getg() {
+            Some(g) => {
+                let waiter = Waiter::G(g);
+                let state = &h.state;
+                let w = &waiter as *const Waiter as usize;
+                // SAFETY: the callback only CASes the state word (not on
+                // the G's stack) and publishes `waiter`, which lives in
+                // this frame until we are woken.
+                unsafe {
+                    gopark(
+                        move |_| {
+                            state
+                                .compare_exchange(RUNNING, w, Ordering::AcqRel, Ordering::Acquire)
+                                .is_ok()
+                        },
+                        WaitReason::Join,
+                    );
+                }
+            }
+            None => {
+                let waiter = Waiter::Thread(thread::current());
+                let w = &waiter as *const Waiter as usize;
+                if h.state
+                    .compare_exchange(RUNNING, w, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    while !is_done(h) {
+                        thread::park();
+                    }
+                }
+            }
+        }
+    }
+    let slot = h.slot();
+    // SAFETY: OK or ERR was observed with Acquire: the slot holds that
+    // member, which only the joiner (us, once) moves out.
+    let r = unsafe {
+        match h.state.load(Ordering::Acquire) {
+            OK => Ok(slot.cast::<T>().read()),
+            ERR => Err(*slot.cast::<Panic>().read()),
+            s => unreachable!("join woken in state {s}"),
+        }
+    };
+    h.state.store(TAKEN, Ordering::Relaxed);
+    r
 }
 
 /// An owned permission to join a coroutine: `join` waits for it to finish
@@ -143,8 +172,8 @@ impl<T> Prefix<T> {
 /// Dropping the handle detaches the coroutine; it keeps running.
 pub struct JoinHandle<T> {
     /// The task cell, of which the handle holds one reference.
-    cell: NonNull<Prefix<T>>,
-    id: u64,
+    cell: NonNull<Header>,
+    _result: PhantomData<fn() -> T>,
     _not_sync: PhantomData<*const ()>,
 }
 
@@ -155,14 +184,14 @@ unsafe impl<T: Send> Send for JoinHandle<T> {}
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         // SAFETY: the handle's reference, given up once.
-        unsafe { task::release(self.cell.cast()) }
+        unsafe { task::release(self.cell) }
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -173,23 +202,25 @@ impl<T> JoinHandle<T> {
     /// coroutine (its M runs others meanwhile); on a plain thread it blocks
     /// the thread. `Err` carries the panic payload, as `std::thread` does.
     pub fn join(self) -> thread::Result<T> {
-        self.prefix().wait()
+        // SAFETY: the cell's result type is T; the handle is its only
+        // joiner, consumed here.
+        unsafe { wait(self.header()) }
         // (dropping `self` here releases the cell)
     }
 
     /// Whether the coroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.prefix().is_done()
+        is_done(self.header())
     }
 
-    fn prefix(&self) -> &Prefix<T> {
+    fn header(&self) -> &Header {
         // SAFETY: the handle's reference keeps the cell alive.
         unsafe { self.cell.as_ref() }
     }
 
     /// The coroutine's id (as `gort::current().id()` reports inside it).
     pub fn id(&self) -> u64 {
-        self.id
+        self.header().id()
     }
 }
 
@@ -310,7 +341,7 @@ where
     }
     JoinHandle {
         cell,
-        id,
+        _result: PhantomData,
         _not_sync: PhantomData,
     }
 }

@@ -6,13 +6,18 @@
 //!
 //! # Layout
 //! ```text
-//!   #[repr(C)] Cell<T, F> { header: Header, result: Option<thread::Result<T>>, f: Option<F> }
-//!              └──────── Prefix<T> ────────┘
+//!   #[repr(C)] Cell<T, F> { header: Header, slot: union Slot { f: F, ok: T, err: Panic } }
 //! ```
-//! The handle knows `T` but not `F`: the result sits right after the
-//! header, at an offset only `T` decides, so the handle reads it through
-//! `Prefix<T>`. What needs `F` (run, fail, drop) goes through the
-//! header's vtable.
+//! The closure and the result never live at once (the closure is moved
+//! out before it runs; the result is written after), so they share one
+//! slot, and a panic's payload is boxed once more so that its pointer is
+//! thin: a closure capturing nothing that returns `()` makes a 32-byte
+//! cell (with `Option<F>` and `Option<thread::Result<T>>` side by side it
+//! was 48, allocated as 64). Which member is live is the join state's to
+//! say: the closure while it is `RUNNING` (until the G takes it), `ok` or
+//! `err` once `OK` or `ERR`, none once `TAKEN`. The handle knows `T` but
+//! not `F`, so it finds the slot at the offset the vtable records; what
+//! needs `F` (run, fail, free) goes through the vtable.
 //!
 //! # References and id (`Header::refs_id`)
 //! ```text
@@ -44,10 +49,10 @@ use std::{
     alloc::{self, Layout},
     any::Any,
     cell::UnsafeCell,
+    mem::ManuallyDrop,
     panic::{self, AssertUnwindSafe},
     ptr::NonNull,
     sync::atomic::{self, AtomicU64, AtomicUsize, Ordering},
-    thread,
 };
 
 use super::{
@@ -59,7 +64,7 @@ use super::{
 
 /// The size classes of cached blocks (bytes); a cell larger than the last,
 /// or aligned to more than `CLASS_ALIGN`, is allocated on its own.
-const CLASSES: [usize; 2] = [64, 128];
+const CLASSES: [usize; 4] = [32, 48, 64, 128];
 const CLASS_ALIGN: usize = 16;
 /// Blocks a P keeps per class before sharing half with the pool.
 const CACHE_MAX: usize = 256;
@@ -70,11 +75,15 @@ const POOL_MAX: usize = 4096;
 const REF_BITS: u32 = 2;
 const REF_MASK: u64 = (1 << REF_BITS) - 1;
 
+/// A panic's payload as the slot holds it: a thin pointer.
+pub(crate) type Panic = Box<Box<dyn Any + Send>>;
+
 /// What every cell starts with.
 pub(crate) struct Header {
     /// The reference count (low `REF_BITS`) and the coroutine's id.
     refs_id: AtomicU64,
-    /// The join state (see `spawn.rs`).
+    /// The join state (see `spawn.rs`); it says which member of the slot
+    /// is live.
     pub(crate) state: AtomicUsize,
     vtable: &'static VTable,
 }
@@ -87,19 +96,37 @@ struct VTable {
     fail: unsafe fn(NonNull<Header>, Box<dyn Any + Send>),
     /// Drops what the cell still holds and frees it.
     free: unsafe fn(NonNull<Header>),
+    /// Offset of the slot from the header.
+    slot: usize,
 }
 
-/// The part of a cell the handle sees.
+impl Header {
+    /// The id of the coroutine that runs (or ran) this task.
+    pub(crate) fn id(&self) -> u64 {
+        // The id bits never change.
+        self.refs_id.load(Ordering::Relaxed) >> REF_BITS
+    }
+
+    /// The slot (see "Layout"): where the closure, then the result, live.
+    pub(crate) fn slot(&self) -> *mut u8 {
+        std::ptr::from_ref(self)
+            .cast::<u8>()
+            .cast_mut()
+            .wrapping_add(self.vtable.slot)
+    }
+}
+
 #[repr(C)]
-pub(crate) struct Prefix<T> {
-    pub(crate) header: Header,
-    pub(crate) result: UnsafeCell<Option<thread::Result<T>>>,
+union Slot<T, F> {
+    f: ManuallyDrop<F>,
+    ok: ManuallyDrop<T>,
+    err: ManuallyDrop<Panic>,
 }
 
 #[repr(C)]
 struct Cell<T, F> {
-    prefix: Prefix<T>,
-    f: UnsafeCell<Option<F>>,
+    header: Header,
+    slot: UnsafeCell<Slot<T, F>>,
 }
 
 impl<T, F> Cell<T, F>
@@ -111,25 +138,27 @@ where
         run: Self::run,
         fail: Self::fail,
         free: Self::free,
+        slot: std::mem::offset_of!(Self, slot),
     };
 
     /// # Safety
-    /// `h` is the header of a live `Cell<T, F>`; called once, by the G.
+    /// `h` is the header of a live `Cell<T, F>`, still `RUNNING` with its
+    /// closure; called once, by the G.
     unsafe fn run(h: NonNull<Header>) {
         // SAFETY: forwarded: the cell is a Cell<T, F>.
         let cell = unsafe { h.cast::<Self>().as_ref() };
-        // SAFETY: only the G running the task takes the closure, once.
-        let f = unsafe { (*cell.f.get()).take() }.expect("a task runs once");
+        // SAFETY: only the G running the task takes the closure, once;
+        // the slot holds it until then.
+        let f = unsafe { ManuallyDrop::take(&mut (*cell.slot.get()).f) };
         let r = panic::catch_unwind(AssertUnwindSafe(f));
-        if let Err(p) = &r
-            && p.is::<ForcedUnwind>()
-        {
-            cell.prefix.complete(Err(Box::new(
+        let r = match r {
+            Err(p) if p.is::<ForcedUnwind>() => Err(Box::new(
                 "gort: the runtime was dropped before the coroutine finished",
-            )));
-            return;
-        }
-        cell.prefix.complete(r);
+            ) as Box<dyn Any + Send>),
+            r => r,
+        };
+        // SAFETY: the closure is gone: the slot is ours to fill.
+        unsafe { super::spawn::complete(&cell.header, r) };
     }
 
     /// # Safety
@@ -137,19 +166,29 @@ where
     unsafe fn fail(h: NonNull<Header>, payload: Box<dyn Any + Send>) {
         // SAFETY: forwarded.
         let cell = unsafe { h.cast::<Self>().as_ref() };
-        // SAFETY: the task never ran: we own the closure.
-        drop(unsafe { (*cell.f.get()).take() });
-        cell.prefix.complete(Err(payload));
+        // SAFETY: the task never ran: we own the closure, dropped once.
+        unsafe { ManuallyDrop::drop(&mut (*cell.slot.get()).f) };
+        // SAFETY: as in `run`.
+        unsafe { super::spawn::complete::<T>(&cell.header, Err(payload)) };
     }
 
     /// # Safety
     /// `h` is a `Cell<T, F>` whose last reference was just released.
     unsafe fn free(h: NonNull<Header>) {
         let p = h.cast::<Self>();
-        // SAFETY: no reference is left: we own the cell and drop its
-        // fields in place once, then give the block back.
+        // SAFETY: no reference is left: we own the cell, drop the live
+        // member of its slot (the join state says which) once, then give
+        // the block back.
         unsafe {
-            p.as_ptr().drop_in_place();
+            let slot = &mut *(*p.as_ptr()).slot.get();
+            match (*p.as_ptr()).header.state.load(Ordering::Relaxed) {
+                super::spawn::OK => ManuallyDrop::drop(&mut slot.ok),
+                super::spawn::ERR => ManuallyDrop::drop(&mut slot.err),
+                super::spawn::TAKEN => {}
+                // Never run nor failed (a TaskRef is consumed by either,
+                // and a waiter holds the handle's reference).
+                _ => ManuallyDrop::drop(&mut slot.f),
+            }
             free_block(p.cast(), Layout::new::<Self>());
         }
     }
@@ -163,7 +202,7 @@ pub(crate) fn new_task<F, T>(
     p: Option<&P>,
     id: u64,
     f: F,
-) -> (TaskRef, NonNull<Prefix<T>>)
+) -> (TaskRef, NonNull<Header>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -174,15 +213,14 @@ where
     // alignment), written whole before anyone sees it.
     unsafe {
         block.as_ptr().write(Cell {
-            prefix: Prefix {
-                header: Header {
-                    refs_id: AtomicU64::new(id << REF_BITS | 2),
-                    state: AtomicUsize::new(super::spawn::RUNNING),
-                    vtable: &Cell::<T, F>::VTABLE,
-                },
-                result: UnsafeCell::new(None),
+            header: Header {
+                refs_id: AtomicU64::new(id << REF_BITS | 2),
+                state: AtomicUsize::new(super::spawn::RUNNING),
+                vtable: &Cell::<T, F>::VTABLE,
             },
-            f: UnsafeCell::new(Some(f)),
+            slot: UnsafeCell::new(Slot {
+                f: ManuallyDrop::new(f),
+            }),
         });
     }
     (TaskRef(block.cast()), block.cast())
@@ -202,7 +240,9 @@ pub(crate) unsafe fn release(h: NonNull<Header>) {
     }
 }
 
-/// The G's reference to its task: run once (or failed), then dropped.
+/// The G's reference to its task: run once or failed, which gives it up.
+/// Dropped unused, it fails the task first (its joiner must not wait for
+/// a coroutine that will never run).
 pub(crate) struct TaskRef(NonNull<Header>);
 
 // SAFETY: the closure is Send and runs on whichever thread runs the G; the
@@ -210,11 +250,33 @@ pub(crate) struct TaskRef(NonNull<Header>);
 unsafe impl Send for TaskRef {}
 
 impl TaskRef {
-    /// The id of the coroutine that runs (or ran) this task.
+    /// The id of the coroutine that runs this task.
     pub(crate) fn id(&self) -> u64 {
-        // SAFETY: our reference keeps the cell alive; the id bits never
-        // change.
-        unsafe { self.0.as_ref() }.refs_id.load(Ordering::Relaxed) >> REF_BITS
+        // SAFETY: our reference keeps the cell alive.
+        unsafe { self.0.as_ref() }.id()
+    }
+
+    /// Runs the closure, completes the join state, and gives up the
+    /// reference.
+    pub(crate) fn run(self) {
+        let h = self.into_raw();
+        // SAFETY: the G runs its task once (this consumes the reference);
+        // the cell lives until our release.
+        unsafe {
+            (h.as_ref().vtable.run)(h);
+            release(h);
+        }
+    }
+
+    /// Completes the join state with `payload` without running the
+    /// closure (which is dropped), and gives up the reference.
+    pub(crate) fn fail(self, payload: Box<dyn Any + Send>) {
+        let h = self.into_raw();
+        // SAFETY: as in `run`; the task has not run and will not.
+        unsafe {
+            (h.as_ref().vtable.fail)(h, payload);
+            release(h);
+        }
     }
 
     /// The reference as a word-aligned pointer (kept, not released).
@@ -229,25 +291,21 @@ impl TaskRef {
     pub(crate) unsafe fn from_raw(h: NonNull<Header>) -> TaskRef {
         TaskRef(h)
     }
-
-    /// Runs the closure and completes the join state.
-    pub(crate) fn run(&self) {
-        // SAFETY: the G runs its task once; the cell lives while we hold it.
-        unsafe { (self.0.as_ref().vtable.run)(self.0) }
-    }
-
-    /// Completes the join state with `payload` without running the
-    /// closure (which is dropped).
-    pub(crate) fn fail(&self, payload: Box<dyn Any + Send>) {
-        // SAFETY: as in `run`; the task has not run and will not.
-        unsafe { (self.0.as_ref().vtable.fail)(self.0, payload) }
-    }
 }
 
 impl Drop for TaskRef {
     fn drop(&mut self) {
-        // SAFETY: this is the G's reference, given up once.
-        unsafe { release(self.0) }
+        let h = self.0;
+        // SAFETY: not run nor failed (both consume the TaskRef): the
+        // closure is still in the cell; this is the G's reference, given
+        // up once.
+        unsafe {
+            (h.as_ref().vtable.fail)(
+                h,
+                Box::new("gort: the coroutine was dropped before it started"),
+            );
+            release(h);
+        }
     }
 }
 
