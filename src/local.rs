@@ -65,7 +65,15 @@ impl Locals {
     /// right after its function returns, and again when the G is recycled
     /// for anything a destructor re-created). A panicking destructor is
     /// reported, not propagated.
+    #[inline]
     pub(crate) fn clear(&mut self) {
+        if self.0.is_some() {
+            self.clear_slow();
+        }
+    }
+
+    #[cold]
+    fn clear_slow(&mut self) {
         let Some(table) = self.0.take() else { return };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(table)));
         if r.is_err() {

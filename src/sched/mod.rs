@@ -1045,6 +1045,14 @@ impl Sched {
         if !std::ptr::eq(m.sched, self) {
             return None;
         }
+        self.p_of(m)
+    }
+
+    /// [`Sched::current_p`] for this thread's M `m`, known to be one of
+    /// ours.
+    #[inline]
+    pub(crate) fn p_of(&self, m: &M) -> Option<&'static P> {
+        debug_assert!(std::ptr::eq(m.sched, self) && std::ptr::eq(m, m::getm()));
         // SAFETY: we are on m's thread.
         let p = unsafe { m.local() }.p?;
         (p.status() == PStatus::Running).then_some(p)

@@ -38,6 +38,7 @@ use std::{
 use super::{
     Sched,
     g::{GRef, GStatus, WaitReason, getg},
+    p::P,
     park::{gopark, goready},
     runnable::Runnable,
     task::{self, Header, Panic, TaskRef},
@@ -272,38 +273,46 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let sched = current_sched().expect(
+        // One read of this thread's M for the runtime and the P.
+        let m = super::m::this_m().expect(
             "gort::spawn called outside a gort runtime: call it from a coroutine, or use Runtime::spawn / gort::run",
         );
-        self.spawn_on(sched, f)
+        let sched = m.sched();
+        let spec = self.spec(sched)?;
+        Ok(newproc(sched, sched.p_of(m), spec, self.name, f))
     }
 
+    /// Spawns on `sched` from any thread.
     pub(crate) fn spawn_on<F, T>(self, sched: &Sched, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let spec = match self.stack_size {
-            Some(n) => StackSpec::new(n, sched.spec.guarded())?,
-            None => sched.spec,
-        };
-        Ok(newproc(sched, spec, self.name, f))
+        let spec = self.spec(sched)?;
+        Ok(newproc(sched, sched.current_p(), spec, self.name, f))
+    }
+
+    fn spec(&self, sched: &Sched) -> io::Result<StackSpec> {
+        match self.stack_size {
+            Some(n) => StackSpec::new(n, sched.spec.guarded()),
+            None => Ok(sched.spec),
+        }
     }
 }
 
-/// The runtime of the calling thread: its G's, or its M's.
+/// The runtime of the calling thread, if it is one of its Ms (a G runs
+/// only on its own runtime's Ms).
 pub(crate) fn current_sched() -> Option<&'static Sched> {
-    if let Some((_, s)) = super::current() {
-        return Some(s);
-    }
     super::m::this_m().map(|m| m.sched())
 }
 
 /// Queues `f` to run as a new coroutine (Go's newproc): with the
-/// runtime's defaults, on an M with a P, as a task that takes its G when it
-/// first runs (see runnable.rs); otherwise in a G taken now.
+/// runtime's defaults, on an M with a P (`p`: the caller's, in `sched`), as
+/// a task that takes its G when it first runs (see runnable.rs); otherwise
+/// in a G taken now.
 pub(crate) fn newproc<F, T>(
     sched: &Sched,
+    p: Option<&'static P>,
     spec: StackSpec,
     name: Option<String>,
     f: F,
@@ -312,7 +321,6 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let p = sched.current_p();
     let id = match p {
         // SAFETY: we own the current P.
         Some(p) => unsafe { p.local() }.take_id(),
