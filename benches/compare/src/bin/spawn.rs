@@ -141,19 +141,19 @@ fn gort_wg_side(n: usize) -> f64 {
 
 /// The handle-keeping harness's own memory work, with no runtime at all:
 /// on a fresh thread (as a spawning M is), `n` result cells shaped like
-/// the gort side's (an `Arc` of a state word and a `thread::Result<()>`
-/// slot, 48 bytes, as `TaskCell` is for this closure) each kept in a
-/// presized `Vec` beside an id, 24 bytes like a `JoinHandle`, then all
-/// dropped in order (the joins' frees). Any runtime that returns a handle
-/// per spawn and lets the caller keep a million of them pays at least
-/// this: fresh heap pages for the cells and the vector, first touched by
-/// the spawning thread. Measured here it is well above 0.3x Go's whole
-/// spawn (benches/README.md, "Spawn: the harness's floor").
+/// the gort side's (a state word and an 8-byte slot behind an `Arc`'s two
+/// counts: 32 bytes, as gort's task cell is for this closure) each kept
+/// in a presized `Vec` as one pointer (8 bytes, like a `JoinHandle`),
+/// then all dropped in order (the joins' frees). Any runtime that returns
+/// a handle per spawn and lets the caller keep a million of them pays at
+/// least this: fresh heap pages for the cells and the vector, first
+/// touched by the spawning thread (benches/README.md, "Spawn: the
+/// harness alone costs more than 0.3x Go").
 fn floor_side(n: usize) -> f64 {
     use std::{cell::UnsafeCell, sync::Arc};
     struct Cell {
         state: AtomicU64,
-        _result: UnsafeCell<Option<std::thread::Result<()>>>,
+        _slot: UnsafeCell<u64>,
     }
     // SAFETY: never shared mutably; the cell only has to be built, kept
     // and freed.
@@ -162,15 +162,15 @@ fn floor_side(n: usize) -> f64 {
     unsafe impl Send for Cell {}
     std::thread::spawn(move || {
         let t = Instant::now();
-        let mut hs: Vec<(Arc<Cell>, u64, u64)> = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut hs: Vec<Arc<Cell>> = Vec::with_capacity(n);
+        for _ in 0..n {
             let c = Arc::new(Cell {
                 state: AtomicU64::new(0),
-                _result: UnsafeCell::new(None),
+                _slot: UnsafeCell::new(0),
             });
-            hs.push((std::hint::black_box(c), i as u64, 0));
+            hs.push(std::hint::black_box(c));
         }
-        for (c, _, _) in hs {
+        for c in hs {
             COUNT.fetch_add(1 + c.state.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         elapsed_ns(t.elapsed()) / n as f64
