@@ -35,7 +35,7 @@
 //! queue owns what it names: a G in its current state, or the G's
 //! reference to the task cell (`TaskRef`). A `Runnable` does not drop
 //! what it names: a task that is never bound must be failed and released
-//! (the runtime's teardown does, `Sched::fail_queued_tasks`).
+//! (the runtime's teardown does, with `Sched::take_queued_tasks`).
 
 use std::ptr::NonNull;
 
