@@ -44,6 +44,7 @@ use std::{
 };
 
 use crossbeam_deque::{Stealer, Worker};
+use crossbeam_utils::CachePadded;
 
 use super::{
     g::{G, GRef},
@@ -93,7 +94,8 @@ pub(crate) const STACK_CACHE_MAX: usize = 32;
 /// line with the previous P's `status`, which every spawn on that P
 /// reads, so two Ms took the line from each other on every spawn and
 /// every exit (perf: 55% of `gdead`'s samples on the push to its free
-/// list). 128 bytes: the adjacent-line prefetcher moves lines in pairs.
+/// list). 128 bytes (`CachePadded`): the adjacent-line prefetcher
+/// moves lines in pairs.
 /// (Moving the owner-written counters off the lines other Ms read, too,
 /// measured nothing: 1.03x, 11 runs.)
 #[repr(align(128))]
@@ -103,7 +105,7 @@ pub(crate) struct P {
     pub(crate) lone: bool,
     pub(crate) status: AtomicU8,
     /// Owner-only state.
-    local: OwnLines<UnsafeCell<PLocal>>,
+    local: CachePadded<UnsafeCell<PLocal>>,
     /// Steal handle of `PLocal::runq`, used by other Ms.
     pub(crate) stealer: Stealer<Runnable>,
     /// The yielded G behind the local queue when this is the only P (see
@@ -143,10 +145,6 @@ pub(crate) fn bump32(c: &AtomicU32) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
-/// Keeps `T` on cache lines of its own (see `P`).
-#[repr(align(128))]
-struct OwnLines<T>(T);
-
 /// The part of a P that only its owner touches.
 pub(crate) struct PLocal {
     pub(crate) runq: Worker<Runnable>,
@@ -177,7 +175,7 @@ impl P {
             lone,
             status: AtomicU8::new(PStatus::Idle as u8),
             stealer: runq.stealer(),
-            local: OwnLines(UnsafeCell::new(PLocal {
+            local: CachePadded::new(UnsafeCell::new(PLocal {
                 runq,
                 gfree: Vec::new(),
                 stacks: Vec::new(),
@@ -210,7 +208,7 @@ impl P {
     )]
     pub(crate) unsafe fn local(&self) -> &mut PLocal {
         // SAFETY: forwarded from this function's contract.
-        unsafe { &mut *self.local.0.get() }
+        unsafe { &mut *self.local.get() }
     }
 
     #[inline]
