@@ -121,6 +121,7 @@
 //!   do): a G could then be resumed by another M while this one is still
 //!   using its stack; g0 removes that window by construction.
 
+pub(crate) mod blocks;
 pub(crate) mod g;
 pub(crate) mod m;
 pub(crate) mod p;
@@ -233,8 +234,6 @@ pub(crate) struct Sched {
     pub(crate) allgs: Mutex<(Vec<GRef>, Vec<g::GChunk>)>,
     /// Free Gs shared by all Ps.
     pub(crate) gfree: Mutex<Vec<GRef>>,
-    /// Freed task cells shared between the Ps (`task.rs`).
-    pub(crate) tasks: task::TaskPool,
     /// The default stack for spawned Gs.
     pub(crate) spec: StackSpec,
     /// Set when the runtime is being dropped; Ms exit their loops.
@@ -291,7 +290,6 @@ impl Sched {
             nmidle: AtomicUsize::new(0),
             allgs: Mutex::new((Vec::new(), Vec::new())),
             gfree: Mutex::new(Vec::new()),
-            tasks: task::TaskPool::default(),
             spec,
             shutdown: AtomicBool::new(false),
             start: Instant::now(),

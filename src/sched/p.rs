@@ -151,7 +151,7 @@ pub(crate) struct PLocal {
     pub(crate) gfree: Vec<GRef>,
     pub(crate) stacks: Vec<Stack>,
     /// Freed task cells, for this P's next spawns.
-    pub(crate) tasks: super::task::TaskCache,
+    pub(crate) blocks: super::blocks::BlockCache,
     /// Consecutive schedules taken from `runnext` (inheriting the slice).
     pub(crate) runnext_streak: u32,
     /// Random state for the steal order.
@@ -179,7 +179,7 @@ impl P {
                 runq,
                 gfree: Vec::new(),
                 stacks: Vec::new(),
-                tasks: Default::default(),
+                blocks: Default::default(),
                 runnext_streak: 0,
                 next_id: 0,
                 id_end: 0,

@@ -326,7 +326,7 @@ where
         Some(p) => unsafe { p.local() }.take_id(),
         None => crate::coro::next_id(),
     };
-    let (task, cell) = task::new_task(sched, p, id, f);
+    let (task, cell) = task::new_task(p, id, f);
     match p {
         Some(p) if name.is_none() && spec == sched.spec => {
             super::p::bump(&p.spawned);

@@ -33,20 +33,12 @@
 //! reference goes when the coroutine ends (or is torn down); the
 //! handle's when it is joined or dropped.
 //!
-//! # The block cache
-//! Blocks of at most `CLASSES` bytes are allocated at their class's size,
-//! so a freed one can serve any later spawn of that class. A block freed
-//! on an M that owns a P goes to that P's cache (`TaskCache`, owner only,
-//! no atomics); past `CACHE_MAX` half moves to the runtime's shared pool,
-//! from which a spawner with an empty cache takes a batch. Elsewhere (a
-//! plain thread, a torn-down runtime) blocks go back to the allocator.
-//! Coroutines mostly die on another M than the one that spawned them, so
-//! without the cache every block crossed threads through the allocator: in
-//! glibc a free into another thread's arena takes that arena's lock, which
-//! the spawning thread's malloc holds half the time.
+//! # Blocks
+//! Cells of the common small sizes take their blocks from a P's cache of
+//! freed ones, in front of a process-wide pool (`blocks.rs`).
 
 use std::{
-    alloc::{self, Layout},
+    alloc::Layout,
     any::Any,
     cell::UnsafeCell,
     mem::ManuallyDrop,
@@ -55,21 +47,7 @@ use std::{
     sync::atomic::{self, AtomicU64, AtomicUsize, Ordering},
 };
 
-use super::{
-    Sched,
-    m::this_m,
-    p::{P, PStatus},
-    park::ForcedUnwind,
-};
-
-/// The size classes of cached blocks (bytes); a cell larger than the last,
-/// or aligned to more than `CLASS_ALIGN`, is allocated on its own.
-const CLASSES: [usize; 4] = [32, 48, 64, 128];
-const CLASS_ALIGN: usize = 16;
-/// Blocks a P keeps per class before sharing half with the pool.
-const CACHE_MAX: usize = 256;
-/// Blocks the shared pool keeps per class; past that they are freed.
-const POOL_MAX: usize = 4096;
+use super::{p::P, park::ForcedUnwind};
 
 /// Bits of `Header::refs_id` that count references (at most 2).
 const REF_BITS: u32 = 2;
@@ -189,26 +167,21 @@ where
                 // and a waiter holds the handle's reference).
                 _ => ManuallyDrop::drop(&mut slot.f),
             }
-            free_block(p.cast(), Layout::new::<Self>());
+            super::blocks::free(p.cast(), Layout::new::<Self>());
         }
     }
 }
 
 /// Builds the cell for coroutine `id` running `f`, with its two
-/// references (the G's, the handle's). `p`: the spawner's P in `sched`, if
-/// it has one.
-pub(crate) fn new_task<F, T>(
-    sched: &Sched,
-    p: Option<&P>,
-    id: u64,
-    f: F,
-) -> (TaskRef, NonNull<Header>)
+/// references (the G's, the handle's). `p`: the spawner's own P, if it
+/// has one.
+pub(crate) fn new_task<F, T>(p: Option<&P>, id: u64, f: F) -> (TaskRef, NonNull<Header>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let layout = Layout::new::<Cell<T, F>>();
-    let block = alloc_block(sched, p, layout).cast::<Cell<T, F>>();
+    let block = super::blocks::alloc(p, layout).cast::<Cell<T, F>>();
     // SAFETY: a fresh block of the cell's layout (or larger, same
     // alignment), written whole before anyone sees it.
     unsafe {
@@ -307,131 +280,4 @@ impl Drop for TaskRef {
             release(h);
         }
     }
-}
-
-/// A P's freed blocks, by class (owner only).
-#[derive(Default)]
-pub(crate) struct TaskCache {
-    free: [Vec<NonNull<u8>>; CLASSES.len()],
-}
-
-impl Drop for TaskCache {
-    fn drop(&mut self) {
-        for (i, blocks) in self.free.iter_mut().enumerate() {
-            for b in blocks.drain(..) {
-                // SAFETY: every cached block was allocated with its class's
-                // layout and is owned by the cache.
-                unsafe { alloc::dealloc(b.as_ptr(), class_layout(i)) };
-            }
-        }
-    }
-}
-
-// SAFETY: the cache owns its blocks (plain memory); it moves with its P or
-// its runtime, and only one thread touches it at a time (the P's owner, or
-// the holder of the pool's lock).
-unsafe impl Send for TaskCache {}
-
-/// The runtime's shared pool of blocks: under its lock, with each class's
-/// count readable without it, so that a spawner whose cache is empty does
-/// not take the lock to find the pool empty too (in a spawning loop whose
-/// cells stay alive, that was every spawn: 7% of the spawning M's time).
-#[derive(Default)]
-pub(crate) struct TaskPool {
-    blocks: crate::lock::Lock<TaskCache>,
-    /// `blocks`' length per class, written under the lock.
-    len: [AtomicUsize; CLASSES.len()],
-}
-
-/// The class of a layout, if its blocks are cached.
-fn class_of(layout: Layout) -> Option<usize> {
-    if layout.align() > CLASS_ALIGN {
-        return None;
-    }
-    CLASSES.iter().position(|&c| layout.size() <= c)
-}
-
-fn class_layout(class: usize) -> Layout {
-    Layout::from_size_align(CLASSES[class], CLASS_ALIGN).expect("a valid class layout")
-}
-
-/// A block for `layout`: from `p`'s cache, a batch from `sched`'s pool, or
-/// the allocator.
-fn alloc_block(sched: &Sched, p: Option<&P>, layout: Layout) -> NonNull<u8> {
-    let Some(class) = class_of(layout) else {
-        return alloc_fresh(layout);
-    };
-    if let Some(p) = p {
-        // SAFETY: the caller owns p (it is the spawner's current P).
-        let cache = &mut unsafe { p.local() }.tasks.free[class];
-        if let Some(b) = cache.pop() {
-            return b;
-        }
-        // Relaxed: a stale count only costs a fresh block or a look.
-        if sched.tasks.len[class].load(Ordering::Relaxed) != 0 {
-            let mut pool = sched.tasks.blocks.lock();
-            let from = &mut pool.free[class];
-            let n = from.len().min(CACHE_MAX / 2);
-            let at = from.len() - n;
-            cache.extend(from.drain(at..));
-            sched.tasks.len[class].store(from.len(), Ordering::Relaxed);
-            drop(pool);
-            if let Some(b) = cache.pop() {
-                return b;
-            }
-        }
-    }
-    alloc_fresh(class_layout(class))
-}
-
-fn alloc_fresh(layout: Layout) -> NonNull<u8> {
-    // SAFETY: a cell is never zero-sized (its header is not).
-    let b = unsafe { alloc::alloc(layout) };
-    NonNull::new(b).unwrap_or_else(|| alloc::handle_alloc_error(layout))
-}
-
-/// Gives back a block allocated by `alloc_block` for `layout`: into the
-/// cache of the P this thread runs with, if it is an M holding one, else
-/// to the allocator.
-///
-/// # Safety
-/// `b` came from `alloc_block(_, _, layout)`, its contents are dropped,
-/// and nobody uses it any more.
-unsafe fn free_block(b: NonNull<u8>, layout: Layout) {
-    let Some(class) = class_of(layout) else {
-        // SAFETY: allocated on its own with `layout`.
-        unsafe { alloc::dealloc(b.as_ptr(), layout) };
-        return;
-    };
-    if let Some(m) = this_m() {
-        // SAFETY: we run on m's thread.
-        let ml = unsafe { m.local() };
-        // A P in a blocking call may be retaken by sysmon meanwhile: only
-        // a running one is ours to touch.
-        if let Some(p) = ml.p.filter(|p| p.status() == PStatus::Running) {
-            // SAFETY: this M owns p.
-            let cache = &mut unsafe { p.local() }.tasks.free[class];
-            cache.push(b);
-            if cache.len() > CACHE_MAX {
-                // Down to half: into the shared pool while it has room,
-                // the rest back to the allocator.
-                let excess = cache.len() - CACHE_MAX / 2;
-                let tasks = &m.sched().tasks;
-                let mut pool = tasks.blocks.lock();
-                let to = &mut pool.free[class];
-                let moved = POOL_MAX.saturating_sub(to.len()).min(excess);
-                to.extend(cache.drain(cache.len() - moved..));
-                tasks.len[class].store(to.len(), Ordering::Relaxed);
-                drop(pool);
-                while cache.len() > CACHE_MAX / 2 {
-                    let b = cache.pop().expect("a block above the bound");
-                    // SAFETY: a cached block of this class's layout.
-                    unsafe { alloc::dealloc(b.as_ptr(), class_layout(class)) };
-                }
-            }
-            return;
-        }
-    }
-    // SAFETY: allocated with the class's layout.
-    unsafe { alloc::dealloc(b.as_ptr(), class_layout(class)) };
 }
