@@ -144,11 +144,13 @@ fn gort_wg_side(n: usize) -> f64 {
 /// the gort side's (a state word and an 8-byte slot behind an `Arc`'s two
 /// counts: 32 bytes, as gort's task cell is for this closure) each kept
 /// in a presized `Vec` as one pointer (8 bytes, like a `JoinHandle`),
-/// then all dropped in order (the joins' frees). Any runtime that returns
-/// a handle per spawn and lets the caller keep a million of them pays at
-/// least this: fresh heap pages for the cells and the vector, first
-/// touched by the spawning thread (benches/README.md, "Spawn: the
-/// harness alone costs more than 0.3x Go").
+/// then all dropped in order (the joins' frees), through the system
+/// allocator. A runtime that returns a handle per spawn, lets the caller
+/// keep a million of them and takes its cells from malloc pays at least
+/// this: fresh heap pages for the cells and the vector, first touched by
+/// the spawning thread (benches/README.md, "Spawn: the harness alone
+/// costs more than 0.3x Go"). gort no longer does (its cells come from
+/// chunks of their own, src/sched/blocks.rs), so it can beat this line.
 fn floor_side(n: usize) -> f64 {
     use std::{cell::UnsafeCell, sync::Arc};
     struct Cell {
