@@ -20,9 +20,16 @@
 //! goes to the pool, as do the caches of a dropped runtime's Ps.
 //!
 //! # Chunks, and why not the allocator
-//! Chunks are anonymous mappings, from 64 KiB doubling to 2 MiB (aligned
-//! and marked for transparent huge pages), so a small program stays small
-//! and a spawn storm gets huge pages. They are never unmapped: the pool
+//! Chunks are anonymous mappings, from 64 KiB doubling to 2 MiB, so a
+//! small program stays small and a spawn storm takes few mappings. They
+//! are not marked for transparent huge pages: on this VM a huge page's
+//! first touch was sometimes far slower than 512 small ones (the kernel
+//! zeroing 2 MiB at once, half the spawning M's samples), and right after
+//! another program had used and freed much memory, often: the
+//! handle-keeping spawn, each sample run just after tokio's, 97.8 ns
+//! median with huge pages (55-148) against 69.1 ns without (58-84), 11
+//! runs each; alone, 50 against 59 ns, but with the same slow tail. They
+//! are never unmapped: the pool
 //! keeps every block for reuse, for as long as the process lives, so
 //! blocks stay valid for a `JoinHandle` that outlives its runtime, and a
 //! block freed by any thread has a home. The memory kept is the most cells
@@ -32,8 +39,7 @@
 //! With glibc's malloc, a thread's fresh memory comes from its arena's
 //! heap, which grows one page per `mprotect` call: a million cells kept
 //! alive (the handle-keeping spawn benchmark) made 11,712 `mprotect` calls
-//! and as many page faults on the spawning M; from 2 MiB chunks, about 20
-//! faults. Measured (2026-11-24, old and new binaries alternating, 11
+//! on the spawning M; from the chunks, none. Measured (2026-11-24, old and new binaries alternating, 11
 //! runs each): the handle-keeping spawn 0.51x the time (141 -> 69 ns per
 //! coroutine), Go's program (`gort-wg`) 0.77x.
 
@@ -149,24 +155,13 @@ fn take_batch(class: usize, cache: Option<&mut Vec<Block>>) -> NonNull<u8> {
 /// at most one block's worth).
 fn new_chunk(pool: &mut Pool) {
     let bytes = pool.chunk;
-    let huge = bytes >= CHUNK_MAX;
-    let len = if huge { bytes + CHUNK_MAX } else { bytes };
     let map = memmap2::MmapOptions::new()
-        .len(len)
+        .len(bytes)
         .map_anon()
         .unwrap_or_else(|e| {
             crate::util::fatal(&format!("runtime: cannot map memory for task cells: {e}"))
         });
-    let base = map.as_ptr() as usize;
-    let start = if huge {
-        base.next_multiple_of(CHUNK_MAX)
-    } else {
-        base
-    };
-    if huge {
-        // Best effort: without THP the chunk works, with 4 KiB pages.
-        let _ = map.advise_range(memmap2::Advice::HugePage, start - base, bytes);
-    }
+    let start = map.as_ptr() as usize;
     // Never unmapped (see the module comment).
     std::mem::forget(map);
     // (A mapping is page-aligned: every class's alignment holds.)
@@ -203,7 +198,7 @@ pub(crate) unsafe fn free(b: NonNull<u8>, layout: Layout) {
             return;
         }
     }
-    give_back(class, &mut vec![Block(b)], 0);
+    POOL.lock().free[class].push(Block(b));
 }
 
 /// Moves `blocks` of `class` beyond the first `keep` to the pool.

@@ -1,11 +1,11 @@
 //! newproc: spawning a G, and `JoinHandle`.
 //!
-//! A spawn makes one allocation at most: the task cell (`task.rs`) holding
-//! the closure until it runs and the result until it is joined, taken from
-//! the P's cache of freed cells when it can be. The G holds it as a
-//! `TaskRef`, the handle through its typed `Prefix<T>`. A plain spawn
-//! queues the cell without a G, which it gets when it first runs
-//! (runnable.rs).
+//! A spawn makes one allocation: the task cell (`task.rs`) holding the
+//! closure until it runs and the result until it is joined, a block from
+//! the P's cache (`blocks.rs`). The G holds it as a `TaskRef`, the handle
+//! as a pointer to its header (the handle knows the result's type). A
+//! plain spawn queues the cell without a G, which it gets when it first
+//! runs (runnable.rs).
 //!
 //! # Join state (`Header::state`, one word)
 //! ```text
