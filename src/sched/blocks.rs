@@ -22,26 +22,29 @@
 //! # Chunks, and why not the allocator
 //! Chunks are anonymous mappings, from 64 KiB doubling to 2 MiB, so a
 //! small program stays small and a spawn storm takes few mappings. They
-//! are not marked for transparent huge pages: on this VM a huge page's
-//! first touch was sometimes far slower than 512 small ones (the kernel
-//! zeroing 2 MiB at once, half the spawning M's samples), and right after
-//! another program had used and freed much memory, often: the
-//! handle-keeping spawn, each sample run just after tokio's, 97.8 ns
-//! median with huge pages (55-148) against 69.1 ns without (58-84), 11
-//! runs each; alone, 50 against 59 ns, but with the same slow tail. They
-//! are never unmapped: the pool
-//! keeps every block for reuse, for as long as the process lives, so
-//! blocks stay valid for a `JoinHandle` that outlives its runtime, and a
-//! block freed by any thread has a home. The memory kept is the most cells
-//! ever alive at once (32 bytes each for a closure that captures nothing),
-//! as Go keeps every goroutine's `g` it ever allocated.
+//! are never unmapped: the pool keeps every block for reuse, for as long
+//! as the process lives, so blocks stay valid for a `JoinHandle` that
+//! outlives its runtime, and a block freed by any thread has a home. The
+//! memory kept is the most cells ever alive at once (32 bytes each for a
+//! closure that captures nothing), as Go keeps every goroutine's `g` it
+//! ever allocated.
 //!
 //! With glibc's malloc, a thread's fresh memory comes from its arena's
 //! heap, which grows one page per `mprotect` call: a million cells kept
-//! alive (the handle-keeping spawn benchmark) made 11,712 `mprotect` calls
-//! on the spawning M; from the chunks, none. Measured (2026-11-24, old and new binaries alternating, 11
-//! runs each): the handle-keeping spawn 0.51x the time (141 -> 69 ns per
-//! coroutine), Go's program (`gort-wg`) 0.77x.
+//! alive (the handle-keeping spawn benchmark) made 11,712 `mprotect`
+//! calls on the spawning M; from the chunks, none. Measured (2026-11-24,
+//! old and new binaries alternating, 11 runs each): the handle-keeping
+//! spawn 0.51x the time (141 -> 69 ns per coroutine), Go's program
+//! (`gort-wg`) 0.77x.
+//!
+//! The chunks are not marked for transparent huge pages: on this VM a
+//! huge page's first touch was sometimes far slower than 512 small ones
+//! (the kernel zeroing 2 MiB at once took half the spawning M's samples),
+//! and often so right after another program had used and freed much
+//! memory: the handle-keeping spawn, each sample run just after tokio's,
+//! 97.8 ns median with huge pages (55-148) against 69.1 ns without
+//! (58-84), 11 runs each; alone, 50 against 59 ns, with the same slow
+//! tail.
 
 use std::{
     alloc::{self, Layout},
