@@ -51,10 +51,7 @@ use std::{
     ptr::NonNull,
 };
 
-use super::{
-    m::this_m,
-    p::{P, PStatus},
-};
+use super::{m::this_m, p::P};
 use crate::lock::Lock;
 
 /// The size classes (bytes).
@@ -116,42 +113,45 @@ pub(crate) fn alloc(p: Option<&P>, layout: Layout) -> NonNull<u8> {
         return NonNull::new(b).unwrap_or_else(|| alloc::handle_alloc_error(layout));
     };
     let Some(p) = p else {
-        return take_batch(class, None);
+        let mut pool = POOL.lock();
+        return match pool.free[class].pop() {
+            Some(b) => b.0,
+            None => carve(&mut pool, class).0,
+        };
     };
     // SAFETY: the caller owns p.
     let cache = &mut unsafe { p.local() }.blocks.free[class];
     if let Some(b) = cache.pop() {
         return b.0;
     }
-    take_batch(class, Some(cache))
+    refill(class, cache);
+    cache.pop().expect("a refilled cache has blocks").0
 }
 
-/// A block of `class` from the pool; with `cache`, a batch more for it.
+/// Fills an empty cache with a batch of `class`: from the pool, then
+/// carved.
 #[cold]
-fn take_batch(class: usize, cache: Option<&mut Vec<Block>>) -> NonNull<u8> {
-    let want = if cache.is_some() { BATCH } else { 1 };
+fn refill(class: usize, cache: &mut Vec<Block>) {
     let mut pool = POOL.lock();
-    let pool = &mut *pool;
     let free = &mut pool.free[class];
-    let mut out: Vec<Block> = Vec::new();
-    let to = match cache {
-        Some(c) => c,
-        None => &mut out,
-    };
-    let n = free.len().min(want);
-    to.extend(free.drain(free.len() - n..));
-    let size = CLASSES[class];
-    while to.len() < want {
-        if pool.next + size > pool.end {
-            new_chunk(pool);
-        }
-        // SAFETY: next..end is unused memory of a live chunk.
-        to.push(Block(unsafe {
-            NonNull::new_unchecked(pool.next as *mut u8)
-        }));
-        pool.next += size;
+    let n = free.len().min(BATCH);
+    cache.extend(free.drain(free.len() - n..));
+    while cache.len() < BATCH {
+        cache.push(carve(&mut pool, class));
     }
-    to.pop().expect("a batch has a block").0
+}
+
+/// A new block of `class` from the pool's chunk (a new chunk when it is
+/// used up).
+fn carve(pool: &mut Pool, class: usize) -> Block {
+    let size = CLASSES[class];
+    if pool.next + size > pool.end {
+        new_chunk(pool);
+    }
+    // SAFETY: next..end is unused memory of a live chunk, never null.
+    let b = Block(unsafe { NonNull::new_unchecked(pool.next as *mut u8) });
+    pool.next += size;
+    b
 }
 
 /// Maps the pool's next chunk (the rest of the current one is dropped:
@@ -186,20 +186,18 @@ pub(crate) unsafe fn free(b: NonNull<u8>, layout: Layout) {
         unsafe { alloc::dealloc(b.as_ptr(), layout) };
         return;
     };
-    if let Some(m) = this_m() {
-        // SAFETY: we run on m's thread.
-        let ml = unsafe { m.local() };
-        // A P in a blocking call may be retaken by sysmon meanwhile: only
-        // a running one is ours to touch.
-        if let Some(p) = ml.p.filter(|p| p.status() == PStatus::Running) {
-            // SAFETY: this M owns p.
-            let cache = &mut unsafe { p.local() }.blocks.free[class];
-            cache.push(Block(b));
-            if cache.len() > CACHE_MAX {
-                give_back(class, cache, CACHE_MAX / 2);
-            }
-            return;
+    // (A P in a blocking call may be retaken by sysmon meanwhile: p_of
+    // gives only a running one, ours to touch.)
+    if let Some(m) = this_m()
+        && let Some(p) = m.sched().p_of(m)
+    {
+        // SAFETY: this M owns p.
+        let cache = &mut unsafe { p.local() }.blocks.free[class];
+        cache.push(Block(b));
+        if cache.len() > CACHE_MAX {
+            give_back(class, cache, CACHE_MAX / 2);
         }
+        return;
     }
     POOL.lock().free[class].push(Block(b));
 }

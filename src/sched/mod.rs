@@ -583,8 +583,8 @@ impl Sched {
     }
 
     /// Puts `g` on the global queue and wakes an M if one is needed.
-    pub(crate) fn global_put(&self, g: GRef) {
-        self.global.push(g.into());
+    pub(crate) fn global_put(&self, r: Runnable) {
+        self.global.push(r);
         self.wakep();
     }
 
@@ -1013,7 +1013,7 @@ impl Sched {
     fn ready_outside(&self, g: GRef) {
         let _in = self.outside_wake();
         if g.try_move_status(GStatus::Waiting, GStatus::Runnable) {
-            self.global_put(g);
+            self.global_put(g.into());
         } else if !self.is_shutting_down() {
             crate::util::fatal("runtime: goready of a G that is not waiting");
         }
@@ -1149,13 +1149,9 @@ fn coprime_step(n: usize, seed: usize) -> usize {
     step
 }
 
-/// Keeps a free stack in a P's cache, or gives it to the global pool
-/// when the cache is full.
-fn cache_stack(local: &mut p::PLocal, s: Stack) {
-    cache_stack_in(&mut local.stacks, s);
-}
-
-fn cache_stack_in(stacks: &mut Vec<Stack>, s: Stack) {
+/// Keeps a free stack in a P's cache (`stacks`), or gives it to the
+/// global pool when the cache is full.
+fn cache_stack(stacks: &mut Vec<Stack>, s: Stack) {
     if stacks.len() < STACK_CACHE_MAX {
         stacks.push(s);
     } else {
@@ -1354,7 +1350,7 @@ impl Sched {
                 Req::NoP => {
                     // The G came back from `blocking` and found no P.
                     g.set_status(GStatus::Runnable);
-                    self.global_put(g);
+                    self.global_put(g.into());
                     return;
                 }
             }
@@ -1580,7 +1576,7 @@ impl Sched {
             && let Some(s) = own.stack.take()
         {
             // SAFETY: we own p.
-            cache_stack(unsafe { p.local() }, s); // not of this G's spec
+            cache_stack(&mut unsafe { p.local() }.stacks, s); // not of this G's spec
         }
         let cached = ml.p.and_then(|p| {
             // SAFETY: we own p.
@@ -1630,7 +1626,7 @@ impl Sched {
                 if own.stack.as_ref().is_some_and(|s| s.spec() != self.spec)
                     && let Some(s) = own.stack.take()
                 {
-                    cache_stack(local, s);
+                    cache_stack(&mut local.stacks, s);
                 }
                 local.gfree.push(g);
                 if local.gfree.len() > GFREE_MAX {
@@ -1639,7 +1635,7 @@ impl Sched {
                     for g in &gfree[GFREE_MAX / 2..] {
                         // SAFETY: free Gs are owned by their list (ours).
                         if let Some(s) = unsafe { g.own() }.stack.take() {
-                            cache_stack_in(stacks, s);
+                            cache_stack(stacks, s);
                         }
                     }
                     let mut global = self.gfree.lock().unwrap_or_else(|e| e.into_inner());
@@ -1673,7 +1669,7 @@ impl Sched {
         if let Some(s) = unsafe { g.own() }.stack.take() {
             match p {
                 // SAFETY: the caller owns p.
-                Some(p) => cache_stack(unsafe { p.local() }, s),
+                Some(p) => cache_stack(&mut unsafe { p.local() }.stacks, s),
                 None => stack::put(s),
             }
         }

@@ -327,24 +327,22 @@ where
         None => crate::coro::next_id(),
     };
     let (task, cell) = task::new_task(p, id, f);
+    let r = if p.is_some() && name.is_none() && spec == sched.spec {
+        Runnable::task(task)
+    } else {
+        let g = sched.galloc(p);
+        init_g(g, task, name, spec);
+        g.into()
+    };
     match p {
-        Some(p) if name.is_none() && spec == sched.spec => {
-            super::p::bump(&p.spawned);
-            sched.runqput(p, Runnable::task(task), true);
-            sched.wakep_after_runnext();
-        }
         Some(p) => {
-            let g = sched.galloc(Some(p));
-            init_g(g, task, name, spec);
             super::p::bump(&p.spawned);
-            sched.runqput(p, g.into(), true);
+            sched.runqput(p, r, true);
             sched.wakep_after_runnext();
         }
         None => {
-            let g = sched.galloc(None);
-            init_g(g, task, name, spec);
             sched.spawned_outside.fetch_add(1, Ordering::Relaxed);
-            sched.global_put(g);
+            sched.global_put(r);
         }
     }
     JoinHandle {
