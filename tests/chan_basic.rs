@@ -15,7 +15,7 @@ use std::{
 use gort::chan::{
     self, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use support::with_timeout;
+use support::{Counted, with_timeout};
 
 fn rt(procs: usize) -> gort::Runtime {
     gort::Runtime::builder().procs(procs).build().unwrap()
@@ -315,15 +315,6 @@ fn dropping_a_runtime_with_coroutines_parked_on_channels() {
         assert_eq!(tx.try_send(5), Err(TrySendError::Full(5)));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     });
-}
-
-/// A value that counts its drops.
-struct Counted(Arc<AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 /// Values in flight when the runtime goes are dropped exactly once: those

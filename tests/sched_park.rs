@@ -8,7 +8,7 @@ use std::sync::{
 };
 
 use gort::rt::{self, Gp, WaitReason};
-use support::{rt, with_timeout};
+use support::{Counted, rt, with_timeout};
 
 /// A one-slot hand-off built only on gopark/goready: `wait` parks until
 /// `signal`; a signal before the wait is remembered.
@@ -413,15 +413,6 @@ fn a_blocking_call_hands_its_p_to_another_m() {
     });
 }
 
-/// Counts drops.
-struct OnDrop(Arc<AtomicUsize>);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn dropping_a_runtime_unwinds_parked_coroutines() {
     let drops = Arc::new(AtomicUsize::new(0));
@@ -433,7 +424,7 @@ fn dropping_a_runtime_unwinds_parked_coroutines() {
             // Parked forever on a signal nobody sends.
             let (d, p) = (d.clone(), parked.clone());
             drop(gort::spawn(move || {
-                let _guard = OnDrop(d);
+                let _guard = Counted(d);
                 p.wait();
                 unreachable!("never signalled");
             }));
@@ -442,7 +433,7 @@ fn dropping_a_runtime_unwinds_parked_coroutines() {
             // Runnable, yielding forever (never finishes on its own).
             let d = d.clone();
             drop(gort::spawn(move || {
-                let _guard = OnDrop(d);
+                let _guard = Counted(d);
                 loop {
                     gort::yield_now();
                     std::thread::sleep(std::time::Duration::from_micros(10));
@@ -475,7 +466,7 @@ fn dropping_a_runtime_drops_closures_that_never_ran() {
     }
     let never: Vec<_> = (0..10)
         .map(|_| {
-            let g = OnDrop(drops.clone());
+            let g = Counted(drops.clone());
             rt.spawn(move || drop(g))
         })
         .collect();
@@ -515,7 +506,7 @@ fn dropping_a_runtime_fails_coroutines_spawned_inside_that_never_ran() {
     let hog = rt.spawn(move || {
         let never: Vec<_> = (0..10)
             .map(|_| {
-                let g = OnDrop(d.clone());
+                let g = Counted(d.clone());
                 gort::spawn(move || drop(g))
             })
             .collect();

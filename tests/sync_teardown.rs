@@ -11,16 +11,7 @@ use std::sync::{
 };
 
 use gort::sync::{Cond, Mutex, RwLock, Semaphore, WaitGroup};
-use support::{rt, with_timeout};
-
-/// Counts drops.
-struct OnDrop(Arc<AtomicUsize>);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use support::{Counted, rt, with_timeout};
 
 struct Prims {
     mutex: Mutex<u32>,
@@ -57,7 +48,7 @@ fn dropping_a_runtime_with_coroutines_parked_on_sync_primitives() {
                 let (p, d, parked) = (p.clone(), d.clone(), parked.clone());
                 n += 1;
                 drop(gort::spawn(move || {
-                    let _guard = OnDrop(d);
+                    let _guard = Counted(d);
                     if counted {
                         parked.fetch_add(1, Ordering::SeqCst);
                     }

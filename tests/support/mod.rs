@@ -150,3 +150,12 @@ impl ExampleServer {
         assert!(r.is_ok(), "serve returned {r:?}");
     }
 }
+
+/// A value that counts its drops into its counter.
+pub struct Counted(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
